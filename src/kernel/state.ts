@@ -45,6 +45,8 @@ export class CoreState {
   reprogram = true;
   /** When the platform must next enter the kernel with a timer interrupt on this core. */
   timerDeadline = Number.POSITIVE_INFINITY;
+  /** Another core changed this core's scheduling decision: the platform must call ipiEntry (seL4 IPI). */
+  ipiPending = false;
   constructor(numDomains: number) {
     this.qHead = new Array(numDomains * NUM_PRIORITIES).fill(null);
     this.qTail = new Array(numDomains * NUM_PRIORITIES).fill(null);

@@ -341,6 +341,8 @@ export class TCB extends KObject {
   vcpu: VCPU | null = null;
   /** Debug name (seL4_DebugNameThread). */
   name = "";
+  /** pc of the instruction that entered the kernel; a restarted syscall resumes here (seL4 FaultIP). */
+  faultIP = 0;
 
   constructor(paddr: number, sizeBits: number) {
     super(paddr, sizeBits);
