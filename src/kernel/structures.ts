@@ -60,6 +60,10 @@ export class Cap {
   mappedVaddr = 0;
   /** IRQHandler: the interrupt line; SchedControl: the core; ASIDPool: the pool's ASID base. */
   irq = 0;
+  /** Zombie: slots of the dying CNode/TCB still to be deleted (seL4 capZombieNumber). */
+  zombieNumber = 0;
+  /** Zombie: the CNode radix, or ZOMBIE_TYPE_TCB for a TCB (seL4 capZombieType). */
+  zombieType = 0;
 
   constructor(type: CapType, obj: KObject | null) {
     this.type = type;
@@ -81,6 +85,8 @@ export class Cap {
     c.mappedAsid = this.mappedAsid;
     c.mappedVaddr = this.mappedVaddr;
     c.irq = this.irq;
+    c.zombieNumber = this.zombieNumber;
+    c.zombieType = this.zombieType;
     return c;
   }
 
@@ -130,6 +136,10 @@ export class CNodeObj extends KObject {
       this.slots[i] = s;
     }
     return s;
+  }
+  /** The slot if it was ever touched, else undefined (an untouched slot holds a null cap). */
+  existingSlot(i: number): Slot | undefined {
+    return this.slots[i];
   }
   /** Slots that were ever touched (for iteration in invariants and finalisation). */
   *usedSlots(): IterableIterator<Slot> {
@@ -184,7 +194,13 @@ export class SchedContext extends KObject {
   readonly refills: Float64Array;
   refillHead = 0;
   refillCount = 0;
+  /** Capacity of `refills` (seL4 refill_absolute_max): fixed by the object's size. */
   readonly refillMax: number;
+  /**
+   * Configured number of refills (seL4 scRefillMax = extra_refills + MIN_REFILLS); the circular
+   * buffer wraps at this index. 0 until the SC is first configured (seL4 sc_active is `> 0`).
+   */
+  maxRefills = 0;
   /** True when configured with seL4_SchedContext_Sporadic; otherwise round robin refills. */
   sporadic = false;
   core = 0;

@@ -193,7 +193,6 @@ export enum FaultType {
   VPPIEvent = 9,
 }
 
-
 /** Endpoint and notification queue states. */
 export enum EndpointState {
   Idle = 0,
@@ -309,3 +308,6 @@ export enum Exception {
   SyscallError = 3,
   Preempted = 4,
 }
+
+/** seL4 ZombieType_ZombieTCB: a Zombie cap's type for a dying TCB (CNode zombies store their radix). */
+export const ZOMBIE_TYPE_TCB = 64;

@@ -5,11 +5,16 @@
  * picks the thread to run next (schedule + activateThread), exactly in seL4's order.
  */
 
-import { fastpathCall, fastpathReplyRecv } from "../fastpath.js";
+import { capFault, unknownSyscallFault, userException, vmFault } from "../api/faults.js";
 import { lookupCap, lookupCapAndSlot, lookupFault } from "../core/cspace.js";
 import { handleFault } from "../core/faulthandler.js";
 import { lookupExtraCaps } from "../core/ipc.js";
-import { msgInfoLabel, msgInfoLength, replyFromKernelError, replyFromKernelSuccessEmpty } from "../core/message.js";
+import {
+  msgInfoLabel,
+  msgInfoLength,
+  replyFromKernelError,
+  replyFromKernelSuccessEmpty,
+} from "../core/message.js";
 import { refillHeadAmount } from "../core/sporadic.js";
 import {
   activateThread,
@@ -17,16 +22,17 @@ import {
   checkBudget,
   checkBudgetRestart,
   isSchedulable,
+  rescheduleRequired,
   schedule,
   setNextPC,
   setThreadState,
   updateTimestamp,
 } from "../core/thread.js";
-import { capFault, unknownSyscallFault, userException, vmFault } from "../api/faults.js";
+import { fastpathCall, fastpathReplyRecv } from "../fastpath.js";
 import { receiveIPC } from "../object/endpoint.js";
+import { handleInterrupt } from "../object/interrupt.js";
 import { receiveSignal } from "../object/notification.js";
 import { decodeInvocation } from "../object/objecttype.js";
-import { handleInterrupt } from "../object/interrupt.js";
 import type { Kernel } from "../state.js";
 import type { Endpoint, Notification, TCB } from "../structures.js";
 import { NULL_CAP } from "../structures.js";
@@ -226,19 +232,22 @@ function handleSyscallBody(k: Kernel, sys: Syscall): void {
     case Syscall.ReplyRecv: {
       const lo = t.regs[2 * REG_REPLY]!;
       const hi = t.regs[2 * REG_REPLY + 1]!;
-      if (afterInvocation(k, handleInvocation(k, false, false, true, true, lo, hi))) handleRecv(k, true, true);
+      if (afterInvocation(k, handleInvocation(k, false, false, true, true, lo, hi)))
+        handleRecv(k, true, true);
       break;
     }
     case Syscall.NBSendRecv: {
       const lo = t.regs[2 * REG_NBSR_DEST]!;
       const hi = t.regs[2 * REG_NBSR_DEST + 1]!;
-      if (afterInvocation(k, handleInvocation(k, false, false, true, true, lo, hi))) handleRecv(k, true, true);
+      if (afterInvocation(k, handleInvocation(k, false, false, true, true, lo, hi)))
+        handleRecv(k, true, true);
       break;
     }
     case Syscall.NBSendWait: {
       const lo = t.regs[2 * REG_REPLY]!;
       const hi = t.regs[2 * REG_REPLY + 1]!;
-      if (afterInvocation(k, handleInvocation(k, false, false, true, true, lo, hi))) handleRecv(k, true, false);
+      if (afterInvocation(k, handleInvocation(k, false, false, true, true, lo, hi)))
+        handleRecv(k, true, false);
       break;
     }
     case Syscall.Yield:
@@ -265,7 +274,11 @@ function handleUnknownSyscall(k: Kernel, sysno: number): void {
     }
     return;
   }
-  if (sysno === Syscall.DebugDumpScheduler || sysno === Syscall.DebugSnapshot || sysno === Syscall.DebugCapIdentify) {
+  if (
+    sysno === Syscall.DebugDumpScheduler ||
+    sysno === Syscall.DebugSnapshot ||
+    sysno === Syscall.DebugCapIdentify
+  ) {
     return;
   }
   if (checkBudgetRestart(k)) {
@@ -309,7 +322,6 @@ export function syscallEntry(k: Kernel, core: number, now: number, sysno: number
 /** The running thread trapped (seL4 handleUserLevelFault): a Wasm trap maps here. */
 export function userExceptionEntry(k: Kernel, core: number, now: number, number: number, code: number): void {
   enter(k, core, now);
-  k.stats.faults++;
   if (checkBudgetRestart(k)) {
     const t = k.curThread;
     t.faultIP = t.getReg(REG_PC);
@@ -329,7 +341,6 @@ export function vmFaultEntry(
   instructionFault: boolean,
 ): void {
   enter(k, core, now);
-  k.stats.faults++;
   if (checkBudgetRestart(k)) {
     const t = k.curThread;
     t.faultIP = t.getReg(REG_PC);
@@ -349,6 +360,17 @@ export function interruptEntry(k: Kernel, core: number, now: number, line: numbe
     else handleInterrupt(k, line);
   }
   handlePendingInterrupts(k);
+  leave(k);
+}
+
+/**
+ * Another core changed this core's ready queues (seL4's reschedule IPI): re-run the scheduler
+ * on `core`, charging time as every entry does.
+ */
+export function ipiEntry(k: Kernel, core: number, now: number): void {
+  enter(k, core, now);
+  k.node.ipiPending = false;
+  if (checkBudget(k)) rescheduleRequired(k);
   leave(k);
 }
 

@@ -7,28 +7,36 @@
  * Boot objects live in a reserved region below the untyped memory, as seL4's boot objects live
  * in memory the kernel never hands out.
  */
+
+import { cteInsert } from "../object/cnode.js";
+import { tableKey } from "../object/vspace.js";
 import { type BootInfo, DEFAULT_CONFIG, IRQTable, Kernel, type KernelConfig } from "../state.js";
 import {
   ASIDPool,
   Cap,
   CNodeObj,
   Frame,
+  IRQState,
   ipcBufferView,
   type KObject,
+  PageTable,
   SchedContext,
-  Slot,
+  type Slot,
   TCB,
   VSpace,
 } from "../structures.js";
 import {
   ALL_RIGHTS,
   CapType,
+  HUGE_PAGE_BITS,
+  LARGE_PAGE_BITS,
   MAX_PRIO,
   MAX_UNTYPED_BITS,
   MIN_REFILLS,
   MIN_UNTYPED_BITS,
   ObjectType,
   PAGE_BITS,
+  PAGE_TABLE_BITS,
   REFILL_BYTES,
   SCHED_CONTEXT_HEADER_BYTES,
   TCB_BITS,
@@ -125,15 +133,28 @@ export function bootKernel(overrides: Partial<KernelConfig> = {}): Kernel {
   const config: KernelConfig = { ...DEFAULT_CONFIG, ...overrides };
   if (config.cores < 1 || config.cores > 64) throw new RangeError("cores must be 1..64");
   if (config.domains < 1 || config.domains > 256) throw new RangeError("domains must be 1..256");
-  if (config.rootCNodeBits < 5 || config.rootCNodeBits > 24) throw new RangeError("rootCNodeBits must be 5..24");
+  if (config.rootCNodeBits < 5 || config.rootCNodeBits > 24)
+    throw new RangeError("rootCNodeBits must be 5..24");
   const k = new Kernel(config);
+  // The domain schedule starts at its first entry (seL4 boot: ksDomScheduleIdx = 0).
+  const first = config.domainSchedule[0];
+  if (first === undefined) throw new RangeError("domainSchedule needs at least one entry");
+  k.domainScheduleIdx = 0;
+  k.curDomain = first[0];
+  k.domainTime = first[1];
   const a = new BootAllocator();
 
   // Interrupt table: handler slots live in a kernel-owned CNode, like seL4's intStateIRQNode.
-  const irqNode = new CNodeObj(a.alloc(Math.max(1, Math.ceil(Math.log2(config.irqLines))) + 5), Math.max(1, Math.ceil(Math.log2(config.irqLines))));
+  const irqNode = new CNodeObj(
+    a.alloc(Math.max(1, Math.ceil(Math.log2(config.irqLines))) + 5),
+    Math.max(1, Math.ceil(Math.log2(config.irqLines))),
+  );
   const irqSlots: Slot[] = [];
   for (let i = 0; i < config.irqLines; i++) irqSlots.push(irqNode.slot(i));
   k.irq = new IRQTable(config.irqLines, irqSlots);
+  // The kernel's timer line is taken at boot: IRQControl can never issue it (seL4 KERNEL_TIMER_IRQ).
+  if (config.timerIrq >= 0 && config.timerIrq < config.irqLines)
+    k.irq.state[config.timerIrq] = IRQState.Timer;
 
   // Idle thread and idle scheduling context per core.
   for (let c = 0; c < config.cores; c++) {
@@ -202,13 +223,23 @@ export function bootKernel(overrides: Partial<KernelConfig> = {}): Kernel {
   provideCap(cnode.slot(CAP_DOMAIN), capOf(CapType.Domain, null));
   provideCap(cnode.slot(CAP_INIT_THREAD_SC), scCap);
 
-  // The TCB's own slots hold copies, as seL4's boot copies them into the root TCB's cnode.
-  provideCap(root.ctes[TCB_CTABLE]!, cnodeCap.clone());
-  provideCap(root.ctes[TCB_VTABLE]!, vspaceCap.clone());
-  provideCap(root.ctes[TCB_IPC_BUFFER]!, ipcCap.clone());
-  root.ctes[TCB_CTABLE]!.revocable = false;
-  root.ctes[TCB_VTABLE]!.revocable = false;
-  root.ctes[TCB_IPC_BUFFER]!.revocable = false;
+  // The TCB's own slots hold copies derived from the root CNode's caps, as seL4's boot does with
+  // cteInsert: they are children in the derivation tree, so deleting the original is not final.
+  cteInsert(k, cnodeCap.clone(), cnode.slot(CAP_INIT_THREAD_CNODE), root.ctes[TCB_CTABLE]!);
+  cteInsert(k, vspaceCap.clone(), cnode.slot(CAP_INIT_THREAD_VSPACE), root.ctes[TCB_VTABLE]!);
+  cteInsert(k, ipcCap.clone(), cnode.slot(CAP_INIT_THREAD_IPC_BUFFER), root.ctes[TCB_IPC_BUFFER]!);
+  // The page tables that translate the IPC buffer's address, as seL4's boot creates them.
+  for (const [level, coverBits] of [
+    [1, HUGE_PAGE_BITS],
+    [2, LARGE_PAGE_BITS],
+  ] as const) {
+    const pt = register(k, new PageTable(a.alloc(PAGE_TABLE_BITS), PAGE_TABLE_BITS));
+    const base = ROOT_IPC_BUFFER_VADDR - (ROOT_IPC_BUFFER_VADDR % 2 ** coverBits);
+    pt.vspace = vspace;
+    pt.vaddr = base;
+    pt.level = level;
+    vspace.tables.set(tableKey(level, base), pt);
+  }
   root.ipcBuffer = ipcBufferView(ipcFrame, 0);
   root.ipcBufferVaddr = ROOT_IPC_BUFFER_VADDR;
   vspace.mappings.set(ROOT_IPC_BUFFER_VADDR, {

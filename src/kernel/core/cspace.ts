@@ -23,7 +23,13 @@ export function lookupFault(
  * or null with k.lookupFault set. k.bitsRemaining tells how many bits were left unresolved
  * when resolution stopped at a slot holding something other than a CNode cap.
  */
-export function resolveAddressBits(k: Kernel, nodeCap: Cap, hi: number, lo: number, nBits: number): Slot | null {
+export function resolveAddressBits(
+  k: Kernel,
+  nodeCap: Cap,
+  hi: number,
+  lo: number,
+  nBits: number,
+): Slot | null {
   k.bitsRemaining = nBits;
   if (nodeCap.type !== CapType.CNode) {
     k.lookupFault = lookupFault(LookupFailure.InvalidRoot);
@@ -34,7 +40,13 @@ export function resolveAddressBits(k: Kernel, nodeCap: Cap, hi: number, lo: numb
     const guardBits = nodeCap.guardSize;
     const levelBits = radixBits + guardBits;
     if (guardBits > nBits) {
-      k.lookupFault = lookupFault(LookupFailure.GuardMismatch, nBits, guardBits, nodeCap.guardLo, nodeCap.guardHi);
+      k.lookupFault = lookupFault(
+        LookupFailure.GuardMismatch,
+        nBits,
+        guardBits,
+        nodeCap.guardLo,
+        nodeCap.guardHi,
+      );
       return null;
     }
     if (guardBits > 0) {
@@ -42,7 +54,13 @@ export function resolveAddressBits(k: Kernel, nodeCap: Cap, hi: number, lo: numb
       const gLo = extractLo(hi, lo, shift, guardBits);
       const gHi = extractHi(hi, lo, shift, guardBits);
       if (gLo !== nodeCap.guardLo || gHi !== nodeCap.guardHi) {
-        k.lookupFault = lookupFault(LookupFailure.GuardMismatch, nBits, guardBits, nodeCap.guardLo, nodeCap.guardHi);
+        k.lookupFault = lookupFault(
+          LookupFailure.GuardMismatch,
+          nBits,
+          guardBits,
+          nodeCap.guardLo,
+          nodeCap.guardHi,
+        );
         return null;
       }
     }
@@ -133,4 +151,3 @@ export const LOOKUP_OK = Exception.None;
 export function lookupCapAndSlot(k: Kernel, thread: TCB, hi: number, lo: number): Slot | null {
   return lookupSlot(k, thread, hi, lo);
 }
-

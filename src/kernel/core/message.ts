@@ -38,15 +38,28 @@ export function msgInfoLabel(t: TCB): number {
   return extractBits(t.regs[2 * REG_MSGINFO + 1]!, t.regs[2 * REG_MSGINFO]!, 12, 52);
 }
 /** Low and high halves of the label field (for exact copies of a 52-bit label). */
-export function setMsgInfo(t: TCB, label: number, capsUnwrapped: number, extraCaps: number, length: number): void {
+export function setMsgInfo(
+  t: TCB,
+  label: number,
+  capsUnwrapped: number,
+  extraCaps: number,
+  length: number,
+): void {
   // label < 2^52: its low 20 bits go to lo[12..31], the rest to hi.
-  const lo = ((label % 1048576) * 4096 + ((capsUnwrapped & 7) << 9) + ((extraCaps & 3) << 7) + (length & 0x7f)) >>> 0;
+  const lo =
+    ((label % 1048576) * 4096 + ((capsUnwrapped & 7) << 9) + ((extraCaps & 3) << 7) + (length & 0x7f)) >>> 0;
   const hi = Math.floor(label / 1048576) >>> 0;
   t.regs[2 * REG_MSGINFO] = lo;
   t.regs[2 * REG_MSGINFO + 1] = hi;
 }
 /** Copy the raw message-info word (label kept exactly) but with new unwrapped/extra/length fields. */
-export function copyMsgInfoLabel(from: TCB, to: TCB, capsUnwrapped: number, extraCaps: number, length: number): void {
+export function copyMsgInfoLabel(
+  from: TCB,
+  to: TCB,
+  capsUnwrapped: number,
+  extraCaps: number,
+  length: number,
+): void {
   const lo = from.regs[2 * REG_MSGINFO]!;
   to.regs[2 * REG_MSGINFO] =
     ((lo & 0xfffff000) | ((capsUnwrapped & 7) << 9) | ((extraCaps & 3) << 7) | (length & 0x7f)) >>> 0;
@@ -71,8 +84,8 @@ export function getMR(t: TCB, i: number): number {
   return getMRHi(t, i) * TWO32 + getMRLo(t, i);
 }
 /**
- * seL4 setMR: write MR i; returns i + 1, or i when the register does not exist (no IPC buffer),
- * which is how seL4 truncates messages to threads without a buffer.
+ * seL4 setMR: write MR i; returns i + 1, or MSG_REGISTERS when the register does not exist (no
+ * IPC buffer), which is how seL4 truncates messages to threads without a buffer.
  */
 export function setMRHalves(t: TCB, i: number, lo: number, hi: number): number {
   if (i < MSG_REGISTERS) {
@@ -81,7 +94,8 @@ export function setMRHalves(t: TCB, i: number, lo: number, hi: number): number {
     return i + 1;
   }
   const b = t.ipcBuffer;
-  if (b === null || i >= MSG_MAX_LENGTH) return i;
+  if (b === null) return MSG_REGISTERS;
+  if (i >= MSG_MAX_LENGTH) return i;
   b[2 * (IPCBUF_MSG + i)] = lo;
   b[2 * (IPCBUF_MSG + i) + 1] = hi;
   return i + 1;
