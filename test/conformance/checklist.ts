@@ -39,7 +39,11 @@ export const CHECKLIST: ChecklistRow[] = [
   { id: "CNODEOP0006", intent: "Basic seL4_CNode_CancelBadgedSends() testing" },
   { id: "CNODEOP0007", intent: "Basic seL4_CNode_Revoke() testing" },
   { id: "CNODEOP0008", intent: "Basic seL4_CNode_Rotate() testing" },
-  { id: "CNODEOP0009", intent: "Basic seL4_CNode_SaveCaller() testing" },
+  {
+    id: "CNODEOP0009",
+    intent: "Basic seL4_CNode_SaveCaller() testing",
+    na: "SaveCaller does not exist in the MCS API that capvisor implements (Microkit requires MCS); its MCS replacement, Reply objects, is tested by REPLY0001 and REPLY0002",
+  },
   { id: "CSPACE0001", intent: "Test full cspace resolution" },
   { id: "DOMAINS0001", intent: "Change domain successfully()" },
   { id: "DOMAINS0002", intent: "Try non-existant domain()" },
