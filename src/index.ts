@@ -4,6 +4,7 @@
  */
 export {
   interruptEntry,
+  ipiEntry,
   raiseInterrupt,
   syscallEntry,
   userExceptionEntry,
@@ -14,3 +15,24 @@ export { checkInvariants } from "./kernel/invariants.js";
 export { type BootInfo, DEFAULT_CONFIG, Kernel, type KernelConfig, KernelStats } from "./kernel/state.js";
 export * from "./kernel/structures.js";
 export * from "./kernel/types.js";
+export {
+  Allocator,
+  createThread,
+  mapPage,
+  startThread,
+  type ThreadHandle,
+  type ThreadOptions,
+} from "./pd/alloc.js";
+export * from "./pd/libsel4.js";
+export * from "./pd/libsel4-invocations.js";
+export {
+  EXIT_FAULT_NUMBER,
+  Machine,
+  type MachineOptions,
+  type Request,
+  type RunOptions,
+  type RunResult,
+  type ThreadProgram,
+  UserThread,
+} from "./pd/machine.js";
+export { type DemoOptions, type DemoResult, runDemo } from "./system/demo.js";

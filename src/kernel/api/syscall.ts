@@ -293,6 +293,16 @@ function enter(k: Kernel, core: number, now: number): void {
   updateTimestamp(k, now);
 }
 
+/**
+ * seL4's lower_el_irq saves ELR as FaultIP: a user thread interrupted mid-stream that is later
+ * restarted (e.g. by a reply to its timeout fault) resumes where it was interrupted, not at its
+ * last syscall.
+ */
+function saveInterruptedIP(k: Kernel): void {
+  const t = k.curThread;
+  if (t !== k.node.idleThread) t.faultIP = t.getReg(REG_PC);
+}
+
 function leave(k: Kernel): void {
   schedule(k);
   activateThread(k);
@@ -353,6 +363,7 @@ export function vmFaultEntry(
 /** An interrupt line was raised at time `now` (seL4 handleInterruptEntry). */
 export function interruptEntry(k: Kernel, core: number, now: number, line: number): void {
   enter(k, core, now);
+  saveInterruptedIP(k);
   checkBudget(k);
   k.irqPending = false;
   if (line >= 0 && line < k.irq.pending.length) {
@@ -369,6 +380,7 @@ export function interruptEntry(k: Kernel, core: number, now: number, line: numbe
  */
 export function ipiEntry(k: Kernel, core: number, now: number): void {
   enter(k, core, now);
+  saveInterruptedIP(k);
   k.node.ipiPending = false;
   if (checkBudget(k)) rescheduleRequired(k);
   leave(k);

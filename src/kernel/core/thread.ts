@@ -491,7 +491,7 @@ export function endTimeslice(k: Kernel, canTimeoutFault: boolean): void {
   const cur = node.curThread;
   if (canTimeoutFault && !isRoundRobin(sc) && validTimeoutHandler(cur)) {
     // The consumed time is read from the SC when the fault message is built (seL4 setMRs_fault).
-    k.currentFault = timeoutFault(sc.badgeLo, sc.badgeHi, sc.consumed);
+    k.currentFault = timeoutFault(sc.badgeLo, sc.badgeHi, 0);
     handleTimeout(k, cur);
   } else if (refillReady(k, sc) && refillSufficient(k, sc, 0)) {
     tcbSchedAppend(k, cur);

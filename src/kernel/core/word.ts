@@ -6,19 +6,26 @@
 
 const TWO32 = 4294967296;
 
-/** Bits [shift, shift + width) of the word (hi:lo), as a number. Requires width <= 53 and shift + width <= 64. */
+/** The low `width` bits of a 32-bit value, for width 0..32, as an unsigned number. */
+function mask32(v: number, width: number): number {
+  return width >= 32 ? v >>> 0 : (v & ((1 << width) - 1)) >>> 0;
+}
+
+/** 2^n for n in 0..32, so the hot path multiplies by a constant rather than calling pow. */
+const POW2: readonly number[] = Array.from({ length: 33 }, (_, i) => 2 ** i);
+
+/**
+ * Bits [shift, shift + width) of the word (hi:lo), as a number. Requires width <= 53 and
+ * shift + width <= 64. On the CSpace-lookup hot path: integer operations only.
+ */
 export function extractBits(hi: number, lo: number, shift: number, width: number): number {
   if (width <= 0) return 0;
-  if (shift >= 32) {
-    const v = hi >>> (shift - 32);
-    return width >= 32 ? v : v % 2 ** width;
-  }
-  const lowPart = lo >>> shift;
+  // Entirely in the high half (then width <= 32, since shift + width <= 64).
+  if (shift >= 32) return mask32(hi >>> (shift - 32), width);
   const lowBits = 32 - shift;
-  if (width <= lowBits) return width >= 32 ? lowPart : lowPart % 2 ** width;
-  const highWidth = width - lowBits;
-  const highPart = highWidth >= 32 ? hi >>> 0 : (hi >>> 0) % 2 ** highWidth;
-  return lowPart + highPart * 2 ** lowBits;
+  const lowPart = lo >>> shift;
+  if (width <= lowBits) return mask32(lowPart, width);
+  return lowPart + mask32(hi, width - lowBits) * POW2[lowBits]!;
 }
 
 /** Low half of the bits [shift, shift + width) of (hi:lo), for widths up to 64. */

@@ -6,7 +6,7 @@
  */
 import { doReplyTransfer } from "../core/ipc.js";
 import { invalidCapability, syscallError } from "../core/message.js";
-import { setThreadState, suspend } from "../core/thread.js";
+import { remoteTCBStall, setThreadState, suspend } from "../core/thread.js";
 import { extractHi, extractLo } from "../core/word.js";
 import type { Kernel } from "../state.js";
 import {
@@ -365,6 +365,8 @@ export function finaliseCap(k: Kernel, cap: Cap, final: boolean, _exposed: boole
     case CapType.Thread:
       if (final) {
         const tcb = obj as TCB;
+        // seL4 finaliseCap: SMP_COND_STATEMENT(remoteTCBStall(tcb)) before the thread is torn down.
+        remoteTCBStall(k, tcb);
         if (tcb.boundNotification !== null) unbindNotification(k, tcb);
         const sc = tcb.sc;
         if (sc !== null) {

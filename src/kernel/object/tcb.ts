@@ -145,6 +145,11 @@ function decodeCopyRegisters(k: Kernel, cap: Cap, length: number): Exception {
   const flags = getMRLo(k.curThread, 0);
   if (srcSlot.cap.type !== CapType.Thread) return invalidCapability(k, 1);
   const src = srcSlot.cap.obj as TCB;
+  // Deviation from seL4: decodeTCBInvocation stalls only the invoked (destination) thread, so
+  // suspending a source that is running on another core leaves that core's ksCurThread Inactive
+  // and seL4 halts there at its next activateThread ("Current thread is blocked"). Stall the
+  // source as well (seL4 remoteTCBStall), as the destination is, before suspend() changes it.
+  if ((flags & 1) !== 0) remoteTCBStall(k, src);
   setThreadState(k, k.curThread, ThreadState.Restart);
   return invokeCopyRegisters(
     k,

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+/**
+ * The `capvisor` command. Each command is a thin layer over the library API (src/index.ts).
+ */
+import { readFileSync } from "node:fs";
+import { runDemo } from "../system/demo.js";
+
+const USAGE = `usage: capvisor <command> [options]
+
+commands:
+  boot [--cores N] [--ms T]   boot the default system and run it for T ms of virtual time
+                              (default: 2 cores, 20 ms); prints each thread's output and state
+  version                     print the version
+  help                        print this help`;
+
+function fail(message: string): never {
+  console.error(`capvisor: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+/** Parse `--name value` options into numbers, refusing anything unknown or malformed. */
+function numberOptions(
+  args: string[],
+  allowed: Record<string, [min: number, max: number]>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const name = a.startsWith("--") ? a.slice(2).split("=")[0]! : "";
+    const range = allowed[name];
+    if (range === undefined) fail(`unknown option '${a}'`);
+    const raw = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
+    const v = Number(raw);
+    if (raw === undefined || !Number.isInteger(v) || v < range[0] || v > range[1])
+      fail(`--${name} needs an integer from ${range[0]} to ${range[1]} (got '${raw ?? ""}')`);
+    out[name] = v;
+  }
+  return out;
+}
+
+function boot(args: string[]): void {
+  const o = numberOptions(args, { cores: [1, 64], ms: [1, 60_000] });
+  const cores = o.cores ?? 2;
+  const ms = o.ms ?? 20;
+  console.log(`capvisor: booting the seL4-model kernel (${cores} core(s)), running ${ms} ms of virtual time`);
+  const t0 = performance.now();
+  const r = runDemo({ cores, ms, onLine: (thread, line) => console.log(`[${thread}] ${line}`) });
+  const wall = performance.now() - t0;
+  console.log("\nthreads:");
+  for (const t of r.threads)
+    console.log(
+      `  ${(t.name || "(unnamed)").padEnd(12)} ${t.state.padEnd(22)} core ${t.core}  priority ${t.priority}`,
+    );
+  const s = r.kernel.stats;
+  console.log(
+    `\nkernel: ${s.syscalls} syscalls (${s.fastpathCalls} fastpath calls), ${s.interrupts} device interrupts, ` +
+      `${s.contextSwitches} context switches, ${s.faults} faults, ${r.kernel.objects.size} objects; ` +
+      `${wall.toFixed(0)} ms wall time`,
+  );
+  if (r.calls !== 5 || r.ticks === 0) {
+    console.error("capvisor: the default system did not complete its work");
+    process.exit(1);
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+switch (cmd) {
+  case "boot":
+    boot(rest);
+    break;
+  case "version":
+  case "--version":
+    console.log(`capvisor ${version()}`);
+    break;
+  case "help":
+  case "--help":
+  case "-h":
+  case undefined:
+    console.log(USAGE);
+    break;
+  default:
+    fail(`unknown command '${cmd}'`);
+}
