@@ -3,13 +3,18 @@
  * The `capvisor` command. Each command is a thin layer over the library API (src/index.ts).
  */
 import { readFileSync } from "node:fs";
+import { bootSystem } from "../system/boot.js";
 import { runDemo } from "../system/demo.js";
 
 const USAGE = `usage: capvisor <command> [options]
 
 commands:
-  boot [--cores N] [--ms T]   boot the default system and run it for T ms of virtual time
-                              (default: 2 cores, 20 ms); prints each thread's output and state
+  up <system> [--cores N] [--for MS]
+                              boot a Microkit system description: build it from Untyped with
+                              syscalls, run its Wasm PDs, stream each PD's output prefixed with
+                              its name; Ctrl-C (or --for MS) shuts it down and shows each PD's state
+  boot [--cores N] [--ms T]   boot the built-in demo on the kernel alone and run it for T ms of
+                              virtual time (default: 2 cores, 20 ms)
   version                     print the version
   help                        print this help`;
 
@@ -63,6 +68,47 @@ function boot(args: string[]): void {
   }
 }
 
+function showStatus(rows: { name: string; state: string; core: number }[]): void {
+  for (const r of rows) console.error(`  ${r.name.padEnd(16)} ${r.state.padEnd(24)} core ${r.core}`);
+}
+
+async function up(args: string[]): Promise<void> {
+  const file = args[0];
+  if (file === undefined || file.startsWith("--")) fail("up needs a system description file");
+  const o = numberOptions(args.slice(1), { cores: [1, 64], for: [1, 86_400_000] });
+  let sys: Awaited<ReturnType<typeof bootSystem>>;
+  try {
+    sys = await bootSystem(file, {
+      cores: o.cores ?? 2,
+      onStep: (m) => console.error(`capvisor: ${m}`),
+      onLine: (pd, line) => console.log(`[${pd}] ${line}`),
+      onEvent: (pd, msg) => console.error(`[${pd}] !! ${msg}`),
+    });
+  } catch (e) {
+    console.error(`capvisor: ${(e as Error).message}`);
+    process.exit(1);
+  }
+  console.error(`capvisor: ${sys.loaded.pds.length} PD(s) running; Ctrl-C to stop`);
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  let stopping = false;
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(keepAlive);
+    console.error(`\ncapvisor: ${why}; PD states:`);
+    showStatus(sys.status());
+    await sys.stop();
+    const s = sys.kernel.stats;
+    console.error(
+      `capvisor: kernel: ${s.syscalls} syscalls, ${s.interrupts} interrupts, ${s.faults} faults, ${s.contextSwitches} context switches`,
+    );
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("interrupted"));
+  process.on("SIGTERM", () => void stop("terminated"));
+  if (o.for !== undefined) setTimeout(() => void stop(`ran for ${o.for} ms`), o.for);
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
     version: string;
@@ -74,6 +120,9 @@ const [cmd, ...rest] = process.argv.slice(2);
 switch (cmd) {
   case "boot":
     boot(rest);
+    break;
+  case "up":
+    await up(rest);
     break;
   case "version":
   case "--version":

@@ -45,7 +45,7 @@ import {
   seL4_TCB_WriteRegisters,
   seL4_Untyped_Retype,
 } from "./libsel4-invocations.js";
-import type { UserThread } from "./machine.js";
+import type { ThreadContext } from "./machine.js";
 
 export class AllocError extends Error {
   constructor(
@@ -139,7 +139,7 @@ export class Allocator {
   }
 
   /** Create one object with Untyped_Retype into a fresh root-CNode slot; returns its cptr. */
-  *alloc(u: UserThread, type: ObjectType, sizeBits = 0): Sel4Gen<number> {
+  *alloc(u: ThreadContext, type: ObjectType, sizeBits = 0): Sel4Gen<number> {
     const bits = objectSizeBits(
       type,
       type === ObjectType.SchedContext && sizeBits === 0 ? DEFAULT_SC_BITS : sizeBits,
@@ -173,7 +173,7 @@ export class Allocator {
  * (FailedLookup), as sel4utils' vspace does. Returns the final error.
  */
 export function* mapPage(
-  u: UserThread,
+  u: ThreadContext,
   a: Allocator,
   frame: Word,
   vaddr: Word,
@@ -196,7 +196,7 @@ export function* mapPage(
  * TCB_WriteRegisters (as sel4utils_start_thread). Writes pc, sp, spsr and x0..x3.
  */
 export function* startThread(
-  u: UserThread,
+  u: ThreadContext,
   tcb: Word,
   entry: number,
   args: readonly Word[] = [],
@@ -253,7 +253,7 @@ function check(step: string, err: SeL4Error): void {
  * Make a thread in the root task's CSpace and VSpace: TCB, IPC buffer, scheduling context,
  * priority, fault endpoint, then start it at `entry` (sel4utils_configure_thread + start).
  */
-export function* createThread(u: UserThread, a: Allocator, o: ThreadOptions): Sel4Gen<ThreadHandle> {
+export function* createThread(u: ThreadContext, a: Allocator, o: ThreadOptions): Sel4Gen<ThreadHandle> {
   const tcb = yield* a.alloc(u, ObjectType.TCB);
   let frame = 0;
   let vaddr = 0;

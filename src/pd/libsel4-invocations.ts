@@ -15,12 +15,12 @@
 
 import { Invocation, NUM_REGISTERS, type SeL4Error } from "../kernel/types.js";
 import { invokeStub, type Sel4Gen, stubResult, stubResultBig, type Word, wordLo } from "./libsel4.js";
-import type { UserThread } from "./machine.js";
+import type { ThreadContext } from "./machine.js";
 
 type Err = Sel4Gen<SeL4Error>;
 
 function* call(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   label: Invocation,
   caps: readonly Word[],
@@ -38,7 +38,7 @@ function bit(b: boolean): number {
 // ---- Untyped ----
 
 export function seL4_Untyped_Retype(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   type: Word,
   size_bits: Word,
@@ -68,7 +68,7 @@ export interface TCBReadRegistersResult {
   regs: bigint[];
 }
 export function* seL4_TCB_ReadRegisters(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   suspend_source: boolean,
   arch_flags: number,
@@ -93,7 +93,7 @@ export function* seL4_TCB_ReadRegisters(
  * registers are written (regs 0..1 always travel in x4, x5), the length is always 2 + 36.
  */
 export function* seL4_TCB_WriteRegisters(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   resume_target: boolean,
   arch_flags: number,
@@ -113,7 +113,7 @@ export function* seL4_TCB_WriteRegisters(
   return yield* call(u, service, Invocation.TCBWriteRegisters, [], words);
 }
 export function seL4_TCB_CopyRegisters(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   source: Word,
   suspend_source: boolean,
@@ -132,7 +132,7 @@ export function seL4_TCB_CopyRegisters(
 }
 /** MCS Configure: caps cspace_root, vspace_root, bufferFrame; words cspace_root_data, vspace_root_data, buffer. */
 export function seL4_TCB_Configure(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   cspace_root: Word,
   cspace_root_data: Word,
@@ -149,15 +149,15 @@ export function seL4_TCB_Configure(
     [cspace_root_data, vspace_root_data, buffer],
   );
 }
-export function seL4_TCB_SetPriority(u: UserThread, service: Word, authority: Word, priority: Word): Err {
+export function seL4_TCB_SetPriority(u: ThreadContext, service: Word, authority: Word, priority: Word): Err {
   return call(u, service, Invocation.TCBSetPriority, [authority], [priority]);
 }
-export function seL4_TCB_SetMCPriority(u: UserThread, service: Word, authority: Word, mcp: Word): Err {
+export function seL4_TCB_SetMCPriority(u: ThreadContext, service: Word, authority: Word, mcp: Word): Err {
   return call(u, service, Invocation.TCBSetMCPriority, [authority], [mcp]);
 }
 /** MCS SetSchedParams: caps authority, sched_context, fault_ep; words mcp, priority. */
 export function seL4_TCB_SetSchedParams(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   authority: Word,
   mcp: Word,
@@ -173,15 +173,15 @@ export function seL4_TCB_SetSchedParams(
     [mcp, priority],
   );
 }
-export function seL4_TCB_SetTimeoutEndpoint(u: UserThread, service: Word, timeout_fault_ep: Word): Err {
+export function seL4_TCB_SetTimeoutEndpoint(u: ThreadContext, service: Word, timeout_fault_ep: Word): Err {
   return call(u, service, Invocation.TCBSetTimeoutEndpoint, [timeout_fault_ep], []);
 }
-export function seL4_TCB_SetIPCBuffer(u: UserThread, service: Word, buffer: Word, bufferFrame: Word): Err {
+export function seL4_TCB_SetIPCBuffer(u: ThreadContext, service: Word, buffer: Word, bufferFrame: Word): Err {
   return call(u, service, Invocation.TCBSetIPCBuffer, [bufferFrame], [buffer]);
 }
 /** MCS SetSpace: caps fault_ep, cspace_root, vspace_root; words cspace_root_data, vspace_root_data. */
 export function seL4_TCB_SetSpace(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   fault_ep: Word,
   cspace_root: Word,
@@ -197,19 +197,19 @@ export function seL4_TCB_SetSpace(
     [cspace_root_data, vspace_root_data],
   );
 }
-export function seL4_TCB_Suspend(u: UserThread, service: Word): Err {
+export function seL4_TCB_Suspend(u: ThreadContext, service: Word): Err {
   return call(u, service, Invocation.TCBSuspend, [], []);
 }
-export function seL4_TCB_Resume(u: UserThread, service: Word): Err {
+export function seL4_TCB_Resume(u: ThreadContext, service: Word): Err {
   return call(u, service, Invocation.TCBResume, [], []);
 }
-export function seL4_TCB_BindNotification(u: UserThread, service: Word, notification: Word): Err {
+export function seL4_TCB_BindNotification(u: ThreadContext, service: Word, notification: Word): Err {
   return call(u, service, Invocation.TCBBindNotification, [notification], []);
 }
-export function seL4_TCB_UnbindNotification(u: UserThread, service: Word): Err {
+export function seL4_TCB_UnbindNotification(u: ThreadContext, service: Word): Err {
   return call(u, service, Invocation.TCBUnbindNotification, [], []);
 }
-export function seL4_TCB_SetTLSBase(u: UserThread, service: Word, tls_base: Word): Err {
+export function seL4_TCB_SetTLSBase(u: ThreadContext, service: Word, tls_base: Word): Err {
   return call(u, service, Invocation.TCBSetTLSBase, [], [tls_base]);
 }
 export interface TCBSetFlagsResult {
@@ -217,7 +217,7 @@ export interface TCBSetFlagsResult {
   flags: number;
 }
 export function* seL4_TCB_SetFlags(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   clear: Word,
   set: Word,
@@ -228,17 +228,22 @@ export function* seL4_TCB_SetFlags(
 
 // ---- CNode ----
 
-export function seL4_CNode_Revoke(u: UserThread, service: Word, index: Word, depth: number): Err {
+export function seL4_CNode_Revoke(u: ThreadContext, service: Word, index: Word, depth: number): Err {
   return call(u, service, Invocation.CNodeRevoke, [], [index, u8(depth)]);
 }
-export function seL4_CNode_Delete(u: UserThread, service: Word, index: Word, depth: number): Err {
+export function seL4_CNode_Delete(u: ThreadContext, service: Word, index: Word, depth: number): Err {
   return call(u, service, Invocation.CNodeDelete, [], [index, u8(depth)]);
 }
-export function seL4_CNode_CancelBadgedSends(u: UserThread, service: Word, index: Word, depth: number): Err {
+export function seL4_CNode_CancelBadgedSends(
+  u: ThreadContext,
+  service: Word,
+  index: Word,
+  depth: number,
+): Err {
   return call(u, service, Invocation.CNodeCancelBadgedSends, [], [index, u8(depth)]);
 }
 export function seL4_CNode_Copy(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   dest_index: Word,
   dest_depth: number,
@@ -256,7 +261,7 @@ export function seL4_CNode_Copy(
   );
 }
 export function seL4_CNode_Mint(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   dest_index: Word,
   dest_depth: number,
@@ -275,7 +280,7 @@ export function seL4_CNode_Mint(
   );
 }
 export function seL4_CNode_Move(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   dest_index: Word,
   dest_depth: number,
@@ -292,7 +297,7 @@ export function seL4_CNode_Move(
   );
 }
 export function seL4_CNode_Mutate(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   dest_index: Word,
   dest_depth: number,
@@ -310,7 +315,7 @@ export function seL4_CNode_Mutate(
   );
 }
 export function seL4_CNode_Rotate(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   dest_index: Word,
   dest_depth: number,
@@ -344,7 +349,7 @@ export function seL4_CNode_Rotate(
 // ---- IRQs ----
 
 export function seL4_IRQControl_Get(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   irq: Word,
   root: Word,
@@ -355,7 +360,7 @@ export function seL4_IRQControl_Get(
 }
 /** ARM IRQControl GetTrigger: trigger 0 = level, 1 = edge. */
 export function seL4_IRQControl_GetTrigger(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   irq: Word,
   trigger: Word,
@@ -365,19 +370,19 @@ export function seL4_IRQControl_GetTrigger(
 ): Err {
   return call(u, service, Invocation.ARMIRQIssueIRQHandlerTrigger, [root], [irq, trigger, index, u8(depth)]);
 }
-export function seL4_IRQHandler_Ack(u: UserThread, service: Word): Err {
+export function seL4_IRQHandler_Ack(u: ThreadContext, service: Word): Err {
   return call(u, service, Invocation.IRQAckIRQ, [], []);
 }
-export function seL4_IRQHandler_SetNotification(u: UserThread, service: Word, notification: Word): Err {
+export function seL4_IRQHandler_SetNotification(u: ThreadContext, service: Word, notification: Word): Err {
   return call(u, service, Invocation.IRQSetIRQHandler, [notification], []);
 }
-export function seL4_IRQHandler_Clear(u: UserThread, service: Word): Err {
+export function seL4_IRQHandler_Clear(u: ThreadContext, service: Word): Err {
   return call(u, service, Invocation.IRQClearIRQHandler, [], []);
 }
 
 // ---- domains ----
 
-export function seL4_DomainSet_Set(u: UserThread, service: Word, domain: number, thread: Word): Err {
+export function seL4_DomainSet_Set(u: ThreadContext, service: Word, domain: number, thread: Word): Err {
   return call(u, service, Invocation.DomainSetSet, [thread], [u8(domain)]);
 }
 
@@ -385,7 +390,7 @@ export function seL4_DomainSet_Set(u: UserThread, service: Word, domain: number,
 
 /** budget and period in µs, as seL4 takes them. */
 export function seL4_SchedControl_ConfigureFlags(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   schedcontext: Word,
   budget: Word,
@@ -404,7 +409,7 @@ export function seL4_SchedControl_ConfigureFlags(
 }
 /** libsel4's seL4_SchedControl_Configure: ConfigureFlags with seL4_SchedContext_NoFlag. */
 export function seL4_SchedControl_Configure(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   schedcontext: Word,
   budget: Word,
@@ -414,13 +419,13 @@ export function seL4_SchedControl_Configure(
 ): Err {
   return seL4_SchedControl_ConfigureFlags(u, service, schedcontext, budget, period, extra_refills, badge, 0);
 }
-export function seL4_SchedContext_Bind(u: UserThread, service: Word, cap: Word): Err {
+export function seL4_SchedContext_Bind(u: ThreadContext, service: Word, cap: Word): Err {
   return call(u, service, Invocation.SchedContextBind, [cap], []);
 }
-export function seL4_SchedContext_Unbind(u: UserThread, service: Word): Err {
+export function seL4_SchedContext_Unbind(u: ThreadContext, service: Word): Err {
   return call(u, service, Invocation.SchedContextUnbind, [], []);
 }
-export function seL4_SchedContext_UnbindObject(u: UserThread, service: Word, cap: Word): Err {
+export function seL4_SchedContext_UnbindObject(u: ThreadContext, service: Word, cap: Word): Err {
   return call(u, service, Invocation.SchedContextUnbindObject, [cap], []);
 }
 export interface SchedContextConsumedResult {
@@ -429,14 +434,14 @@ export interface SchedContextConsumedResult {
   consumed: number;
 }
 export function* seL4_SchedContext_Consumed(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
 ): Sel4Gen<SchedContextConsumedResult> {
   const error = yield* call(u, service, Invocation.SchedContextConsumed, [], []);
   return { error, consumed: error === 0 ? stubResult(u, 0) : 0 };
 }
 export function* seL4_SchedContext_YieldTo(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
 ): Sel4Gen<SchedContextConsumedResult> {
   const error = yield* call(u, service, Invocation.SchedContextYieldTo, [], []);
@@ -446,7 +451,7 @@ export function* seL4_SchedContext_YieldTo(
 // ---- AArch64 virtual memory ----
 
 export function seL4_ARM_Page_Map(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   vspace: Word,
   vaddr: Word,
@@ -455,19 +460,19 @@ export function seL4_ARM_Page_Map(
 ): Err {
   return call(u, service, Invocation.ARMPageMap, [vspace], [vaddr, rights, attr]);
 }
-export function seL4_ARM_Page_Unmap(u: UserThread, service: Word): Err {
+export function seL4_ARM_Page_Unmap(u: ThreadContext, service: Word): Err {
   return call(u, service, Invocation.ARMPageUnmap, [], []);
 }
 export interface PageGetAddressResult {
   error: SeL4Error;
   paddr: number;
 }
-export function* seL4_ARM_Page_GetAddress(u: UserThread, service: Word): Sel4Gen<PageGetAddressResult> {
+export function* seL4_ARM_Page_GetAddress(u: ThreadContext, service: Word): Sel4Gen<PageGetAddressResult> {
   const error = yield* call(u, service, Invocation.ARMPageGetAddress, [], []);
   return { error, paddr: error === 0 ? stubResult(u, 0) : 0 };
 }
 export function seL4_ARM_PageTable_Map(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   vspace: Word,
   vaddr: Word,
@@ -475,11 +480,11 @@ export function seL4_ARM_PageTable_Map(
 ): Err {
   return call(u, service, Invocation.ARMPageTableMap, [vspace], [vaddr, attr]);
 }
-export function seL4_ARM_PageTable_Unmap(u: UserThread, service: Word): Err {
+export function seL4_ARM_PageTable_Unmap(u: ThreadContext, service: Word): Err {
   return call(u, service, Invocation.ARMPageTableUnmap, [], []);
 }
 export function seL4_ARM_ASIDControl_MakePool(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   untyped: Word,
   root: Word,
@@ -488,18 +493,18 @@ export function seL4_ARM_ASIDControl_MakePool(
 ): Err {
   return call(u, service, Invocation.ARMASIDControlMakePool, [untyped, root], [index, u8(depth)]);
 }
-export function seL4_ARM_ASIDPool_Assign(u: UserThread, service: Word, vspace: Word): Err {
+export function seL4_ARM_ASIDPool_Assign(u: ThreadContext, service: Word, vspace: Word): Err {
   return call(u, service, Invocation.ARMASIDPoolAssign, [vspace], []);
 }
 
 // ---- AArch64 VCPU ----
 
-export function seL4_ARM_VCPU_SetTCB(u: UserThread, service: Word, tcb: Word): Err {
+export function seL4_ARM_VCPU_SetTCB(u: ThreadContext, service: Word, tcb: Word): Err {
   return call(u, service, Invocation.ARMVCPUSetTCB, [tcb], []);
 }
 /** One word: virq:16 at bit 0, priority:8 at 16, group:8 at 24, index:8 at 32. */
 export function seL4_ARM_VCPU_InjectIRQ(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   virq: number,
   priority: number,
@@ -515,16 +520,16 @@ export interface VCPUReadRegsResult {
   value: bigint;
 }
 export function* seL4_ARM_VCPU_ReadRegs(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   field: Word,
 ): Sel4Gen<VCPUReadRegsResult> {
   const error = yield* call(u, service, Invocation.ARMVCPUReadReg, [], [field]);
   return { error, value: error === 0 ? stubResultBig(u, 0) : 0n };
 }
-export function seL4_ARM_VCPU_WriteRegs(u: UserThread, service: Word, field: Word, value: Word): Err {
+export function seL4_ARM_VCPU_WriteRegs(u: ThreadContext, service: Word, field: Word, value: Word): Err {
   return call(u, service, Invocation.ARMVCPUWriteReg, [], [field, value]);
 }
-export function seL4_ARM_VCPU_AckVPPI(u: UserThread, service: Word, irq: Word): Err {
+export function seL4_ARM_VCPU_AckVPPI(u: ThreadContext, service: Word, irq: Word): Err {
   return call(u, service, Invocation.ARMVCPUAckVPPI, [], [irq]);
 }

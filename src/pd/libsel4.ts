@@ -50,7 +50,7 @@ import {
   RIGHT_WRITE,
   Syscall,
 } from "../kernel/types.js";
-import { type Request, SYSCALL, type UserThread } from "./machine.js";
+import { type Request, SYSCALL, type ThreadContext } from "./machine.js";
 
 export type Word = number | bigint;
 /** A libsel4 call: a generator to `yield*` from a program. */
@@ -205,44 +205,44 @@ export function readInfoReg(t: TCB): seL4_MessageInfo {
 function checkMR(i: number): void {
   if (!Number.isInteger(i) || i < 0 || i >= MSG_MAX_LENGTH) throw new RangeError(`no message register ${i}`);
 }
-export function seL4_SetMR(u: UserThread, i: number, w: Word): void {
+export function seL4_SetMR(u: ThreadContext, i: number, w: Word): void {
   checkMR(i);
   const b = u.ipcBuffer;
   b[2 * (IPCBUF_MSG + i)] = wordLo(w);
   b[2 * (IPCBUF_MSG + i) + 1] = wordHi(w);
 }
 /** MR i as a number (exact below 2^53). */
-export function seL4_GetMR(u: UserThread, i: number): number {
+export function seL4_GetMR(u: ThreadContext, i: number): number {
   checkMR(i);
   const b = u.ipcBuffer;
   return wordNum(b[2 * (IPCBUF_MSG + i) + 1]!, b[2 * (IPCBUF_MSG + i)]!);
 }
-export function seL4_GetMRBig(u: UserThread, i: number): bigint {
+export function seL4_GetMRBig(u: ThreadContext, i: number): bigint {
   checkMR(i);
   const b = u.ipcBuffer;
   return wordBig(b[2 * (IPCBUF_MSG + i) + 1]!, b[2 * (IPCBUF_MSG + i)]!);
 }
 /** Extra cap i of the next message (caps_or_badges[i]). */
-export function seL4_SetCap(u: UserThread, i: number, cptr: Word): void {
+export function seL4_SetCap(u: ThreadContext, i: number, cptr: Word): void {
   const b = u.ipcBuffer;
   b[2 * (IPCBUF_CAPS + i)] = wordLo(cptr);
   b[2 * (IPCBUF_CAPS + i) + 1] = wordHi(cptr);
 }
-export function seL4_GetCap(u: UserThread, i: number): number {
+export function seL4_GetCap(u: ThreadContext, i: number): number {
   const b = u.ipcBuffer;
   return wordNum(b[2 * (IPCBUF_CAPS + i) + 1]!, b[2 * (IPCBUF_CAPS + i)]!);
 }
 /** Badge of unwrapped cap i of the received message (caps_or_badges[i]). */
-export function seL4_GetBadge(u: UserThread, i: number): number {
+export function seL4_GetBadge(u: ThreadContext, i: number): number {
   return seL4_GetCap(u, i);
 }
-export function seL4_GetBadgeBig(u: UserThread, i: number): bigint {
+export function seL4_GetBadgeBig(u: ThreadContext, i: number): bigint {
   const b = u.ipcBuffer;
   return wordBig(b[2 * (IPCBUF_CAPS + i) + 1]!, b[2 * (IPCBUF_CAPS + i)]!);
 }
 /** Where received caps go: slot `index` (resolved to `depth` bits) in the CSpace of `root`. */
 export function seL4_SetCapReceivePath(
-  u: UserThread,
+  u: ThreadContext,
   receiveCNode: Word,
   receiveIndex: Word,
   receiveDepth: number,
@@ -255,12 +255,12 @@ export function seL4_SetCapReceivePath(
   b[2 * IPCBUF_RECV_DEPTH] = wordLo(receiveDepth);
   b[2 * IPCBUF_RECV_DEPTH + 1] = wordHi(receiveDepth);
 }
-export function seL4_SetUserData(u: UserThread, w: Word): void {
+export function seL4_SetUserData(u: ThreadContext, w: Word): void {
   const b = u.ipcBuffer;
   b[2 * IPCBUF_USER_DATA] = wordLo(w);
   b[2 * IPCBUF_USER_DATA + 1] = wordHi(w);
 }
-export function seL4_GetUserData(u: UserThread): number {
+export function seL4_GetUserData(u: ThreadContext): number {
   const b = u.ipcBuffer;
   return wordNum(b[2 * IPCBUF_USER_DATA + 1]!, b[2 * IPCBUF_USER_DATA]!);
 }
@@ -268,7 +268,7 @@ export function seL4_GetUserData(u: UserThread): number {
 // ---- the syscall ABI ----
 
 /** x2..x5 := MR0..MR3 from the IPC buffer (seL4_GetMR before the svc). */
-function loadMRs(u: UserThread): void {
+function loadMRs(u: ThreadContext): void {
   const b = u.ipcBuffer;
   const r = u.tcb.regs;
   for (let i = 0; i < MSG_REGISTERS; i++) {
@@ -277,7 +277,7 @@ function loadMRs(u: UserThread): void {
   }
 }
 /** MR0..MR3 := x2..x5 (seL4_SetMR after the svc). */
-function storeMRs(u: UserThread): void {
+function storeMRs(u: ThreadContext): void {
   const b = u.ipcBuffer;
   const r = u.tcb.regs;
   for (let i = 0; i < MSG_REGISTERS; i++) {
@@ -303,7 +303,7 @@ function recvResult(t: TCB): RecvResult {
 }
 
 /** seL4_Send: send on an endpoint (blocking) or signal a notification. */
-export function* seL4_Send(u: UserThread, dest: Word, info: seL4_MessageInfo): Sel4Gen<void> {
+export function* seL4_Send(u: ThreadContext, dest: Word, info: seL4_MessageInfo): Sel4Gen<void> {
   const t = u.tcb;
   setRegWord(t, REG_CAP, dest);
   setInfoReg(t, info);
@@ -311,7 +311,7 @@ export function* seL4_Send(u: UserThread, dest: Word, info: seL4_MessageInfo): S
   setSysno(t, Syscall.Send);
   yield SYSCALL;
 }
-export function* seL4_NBSend(u: UserThread, dest: Word, info: seL4_MessageInfo): Sel4Gen<void> {
+export function* seL4_NBSend(u: ThreadContext, dest: Word, info: seL4_MessageInfo): Sel4Gen<void> {
   const t = u.tcb;
   setRegWord(t, REG_CAP, dest);
   setInfoReg(t, info);
@@ -320,14 +320,14 @@ export function* seL4_NBSend(u: UserThread, dest: Word, info: seL4_MessageInfo):
   yield SYSCALL;
 }
 /** seL4_Signal (MCS): Send with an empty message, no message registers. */
-export function* seL4_Signal(u: UserThread, dest: Word): Sel4Gen<void> {
+export function* seL4_Signal(u: ThreadContext, dest: Word): Sel4Gen<void> {
   const t = u.tcb;
   setRegWord(t, REG_CAP, dest);
   setInfoReg(t, seL4_MessageInfo_new(0, 0, 0, 0));
   setSysno(t, Syscall.Send);
   yield SYSCALL;
 }
-export function* seL4_Call(u: UserThread, dest: Word, info: seL4_MessageInfo): Sel4Gen<seL4_MessageInfo> {
+export function* seL4_Call(u: ThreadContext, dest: Word, info: seL4_MessageInfo): Sel4Gen<seL4_MessageInfo> {
   const t = u.tcb;
   setRegWord(t, REG_CAP, dest);
   setInfoReg(t, info);
@@ -339,7 +339,7 @@ export function* seL4_Call(u: UserThread, dest: Word, info: seL4_MessageInfo): S
   return readInfoReg(t);
 }
 
-function* recvLike(u: UserThread, sysno: Syscall, src: Word, reply: Word): Sel4Gen<RecvResult> {
+function* recvLike(u: ThreadContext, sysno: Syscall, src: Word, reply: Word): Sel4Gen<RecvResult> {
   const t = u.tcb;
   setRegWord(t, REG_CAP, src);
   setRegWord(t, REG_REPLY, reply);
@@ -349,27 +349,27 @@ function* recvLike(u: UserThread, sysno: Syscall, src: Word, reply: Word): Sel4G
   return recvResult(t);
 }
 /** seL4_Recv (MCS): receive on an endpoint with a Reply object, or wait on a notification. */
-export function seL4_Recv(u: UserThread, src: Word, reply: Word): Sel4Gen<RecvResult> {
+export function seL4_Recv(u: ThreadContext, src: Word, reply: Word): Sel4Gen<RecvResult> {
   return recvLike(u, Syscall.Recv, src, reply);
 }
-export function seL4_NBRecv(u: UserThread, src: Word, reply: Word): Sel4Gen<RecvResult> {
+export function seL4_NBRecv(u: ThreadContext, src: Word, reply: Word): Sel4Gen<RecvResult> {
   return recvLike(u, Syscall.NBRecv, src, reply);
 }
 /** seL4_Wait (MCS): receive without a reply object (notifications, or endpoints for Send-only protocols). */
-export function seL4_Wait(u: UserThread, src: Word): Sel4Gen<RecvResult> {
+export function seL4_Wait(u: ThreadContext, src: Word): Sel4Gen<RecvResult> {
   return recvLike(u, Syscall.Wait, src, 0);
 }
-export function seL4_NBWait(u: UserThread, src: Word): Sel4Gen<RecvResult> {
+export function seL4_NBWait(u: ThreadContext, src: Word): Sel4Gen<RecvResult> {
   return recvLike(u, Syscall.NBWait, src, 0);
 }
 /** seL4_Poll (MCS): NBWait. */
-export function seL4_Poll(u: UserThread, src: Word): Sel4Gen<RecvResult> {
+export function seL4_Poll(u: ThreadContext, src: Word): Sel4Gen<RecvResult> {
   return recvLike(u, Syscall.NBWait, src, 0);
 }
 
 /** seL4_ReplyRecv (MCS): reply through `reply`, then receive on `src` with the same reply object. */
 export function* seL4_ReplyRecv(
-  u: UserThread,
+  u: ThreadContext,
   src: Word,
   info: seL4_MessageInfo,
   reply: Word,
@@ -386,7 +386,7 @@ export function* seL4_ReplyRecv(
 }
 /** seL4_NBSendRecv: NBSend to `dest` (x8), then Recv on `src` (x0) with `reply` (x6). */
 export function* seL4_NBSendRecv(
-  u: UserThread,
+  u: ThreadContext,
   dest: Word,
   info: seL4_MessageInfo,
   src: Word,
@@ -405,7 +405,7 @@ export function* seL4_NBSendRecv(
 }
 /** seL4_NBSendWait: NBSend to `dest` (passed in x6), then Wait on `src`; x8 is 0 as libsel4 passes it. */
 export function* seL4_NBSendWait(
-  u: UserThread,
+  u: ThreadContext,
   dest: Word,
   info: seL4_MessageInfo,
   src: Word,
@@ -421,25 +421,25 @@ export function* seL4_NBSendWait(
   storeMRs(u);
   return recvResult(t);
 }
-export function* seL4_Yield(u: UserThread): Sel4Gen<void> {
+export function* seL4_Yield(u: ThreadContext): Sel4Gen<void> {
   setSysno(u.tcb, Syscall.Yield);
   yield SYSCALL;
 }
 
 // ---- debug syscalls ----
 
-export function* seL4_DebugPutChar(u: UserThread, c: number | string): Sel4Gen<void> {
+export function* seL4_DebugPutChar(u: ThreadContext, c: number | string): Sel4Gen<void> {
   const t = u.tcb;
   setRegWord(t, REG_CAP, typeof c === "string" ? c.charCodeAt(0) & 0xff : c & 0xff);
   setSysno(t, Syscall.DebugPutChar);
   yield SYSCALL;
 }
 /** Each byte of the string's UTF-8 encoding through seL4_DebugPutChar. */
-export function* seL4_DebugPutString(u: UserThread, s: string): Sel4Gen<void> {
+export function* seL4_DebugPutString(u: ThreadContext, s: string): Sel4Gen<void> {
   for (const byte of new TextEncoder().encode(s)) yield* seL4_DebugPutChar(u, byte);
 }
 /** seL4_DebugNameThread: the name goes NUL-terminated into the IPC buffer's message words. */
-export function* seL4_DebugNameThread(u: UserThread, tcb: Word, name: string): Sel4Gen<void> {
+export function* seL4_DebugNameThread(u: ThreadContext, tcb: Word, name: string): Sel4Gen<void> {
   const t = u.tcb;
   const b = u.ipcBuffer;
   const bytes = new Uint8Array(b.buffer, b.byteOffset + 8 * IPCBUF_MSG, 8 * MSG_MAX_LENGTH);
@@ -461,7 +461,7 @@ export function* seL4_DebugNameThread(u: UserThread, tcb: Word, name: string): S
  * error's details. Results stay in x2..x5 and the IPC buffer: read them with stubResult.
  */
 export function* invokeStub(
-  u: UserThread,
+  u: ThreadContext,
   service: Word,
   label: number,
   caps: readonly Word[],
@@ -491,15 +491,15 @@ export function* invokeStub(
 }
 
 /** Result word i of a stub's reply: x2..x5 for i < 4, else the IPC buffer (seL4_GetMR). */
-export function stubResultLo(u: UserThread, i: number): number {
+export function stubResultLo(u: ThreadContext, i: number): number {
   return i < MSG_REGISTERS ? u.tcb.regs[2 * (REG_MR0 + i)]! : u.ipcBuffer[2 * (IPCBUF_MSG + i)]!;
 }
-export function stubResultHi(u: UserThread, i: number): number {
+export function stubResultHi(u: ThreadContext, i: number): number {
   return i < MSG_REGISTERS ? u.tcb.regs[2 * (REG_MR0 + i) + 1]! : u.ipcBuffer[2 * (IPCBUF_MSG + i) + 1]!;
 }
-export function stubResult(u: UserThread, i: number): number {
+export function stubResult(u: ThreadContext, i: number): number {
   return wordNum(stubResultHi(u, i), stubResultLo(u, i));
 }
-export function stubResultBig(u: UserThread, i: number): bigint {
+export function stubResultBig(u: ThreadContext, i: number): bigint {
   return wordBig(stubResultHi(u, i), stubResultLo(u, i));
 }

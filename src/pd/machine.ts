@@ -157,10 +157,19 @@ const EMPTY = new Uint8Array(0);
 const TWO32 = 4294967296;
 
 /**
+ * What libsel4 needs of a thread: its TCB's registers and the IPC buffer as it sees it. The
+ * Machine's UserThread is one; the boot-time loader's synchronous root task is another.
+ */
+export interface ThreadContext {
+  readonly tcb: TCB;
+  readonly ipcBuffer: Uint32Array;
+}
+
+/**
  * The user-level side of one TCB: its program's generator and where it stands. Programs use
  * the helpers (compute, read, write, exception) with `yield*`; the machine owns the rest.
  */
-export class UserThread {
+export class UserThread implements ThreadContext {
   /** Program index, or -1 before the thread ever started one. */
   program = -1;
   /** @internal the running generator (null when none or finished). */

@@ -1,0 +1,111 @@
+/**
+ * The shared control block between the kernel (main thread) and one PD thread's worker: a
+ * SharedArrayBuffer holding a small state machine, the AArch64 syscall registers x0..x8 and a
+ * copy of the IPC buffer. The worker blocks in Atomics.wait while its thread is not running
+ * (blocked in the kernel, preempted, or not yet started), exactly when an seL4 thread is not
+ * on a core. See docs/wasm-abi.md for the PD side of the ABI.
+ */
+import { IPC_BUFFER_WORDS } from "../kernel/types.js";
+
+/** Indices in the Int32 control words. */
+export const STATE = 0;
+export const KIND = 1;
+export const ARG = 2;
+/** Set by the kernel side to make a running worker come in at its next preemption check. */
+export const PREEMPT = 3;
+/** How the kernel resumes the worker (RESUME_*). */
+export const RESPONSE = 4;
+
+/** STATE values: the worker runs; it made a request; the kernel resumed it. */
+export const S_RUNNING = 0;
+export const S_REQUEST = 1;
+export const S_RESUMED = 2;
+
+/** KIND of a request. */
+export const K_SYSCALL = 1;
+export const K_PREEMPT = 2;
+export const K_TRAP = 3;
+export const K_EXIT = 4;
+/** The worker is loaded and waits to be started. */
+export const K_READY = 5;
+/** The module could not be instantiated (ARG: 0); the message is posted separately. */
+export const K_LOAD_ERROR = 6;
+
+/** RESPONSE values. */
+export const R_CONTINUE = 0;
+/** The kernel rewound the syscall (seL4 Restart): execute it again. */
+export const R_RESTART = 1;
+/** Start (or restart) the program at its entry point (capvisor_start). */
+export const R_START = 2;
+/** Stop the worker for good. */
+export const R_TERMINATE = 3;
+
+const CTL_BYTES = 64;
+const REGS_OFFSET = CTL_BYTES;
+export const REG_WORDS = 9;
+const IPC_OFFSET = REGS_OFFSET + 2 * 4 * REG_WORDS + 8;
+const DEADLINE_OFFSET = IPC_OFFSET + 8 * IPC_BUFFER_WORDS;
+export const CHANNEL_BYTES = DEADLINE_OFFSET + 8;
+
+export class Channel {
+  readonly ctl: Int32Array;
+  /** x0..x8 as lo/hi halves. */
+  readonly regs: Uint32Array;
+  /** The IPC buffer, 128 words as lo/hi halves. */
+  readonly ipc: Uint32Array;
+  /** Nanoseconds on the shared clock (performance.timeOrigin based) at which the thread must enter the kernel. */
+  readonly deadline: Float64Array;
+  constructor(readonly sab: SharedArrayBuffer) {
+    this.ctl = new Int32Array(sab, 0, CTL_BYTES / 4);
+    this.regs = new Uint32Array(sab, REGS_OFFSET, 2 * REG_WORDS);
+    this.ipc = new Uint32Array(sab, IPC_OFFSET, 2 * IPC_BUFFER_WORDS);
+    this.deadline = new Float64Array(sab, DEADLINE_OFFSET, 1);
+  }
+  static create(): Channel {
+    return new Channel(new SharedArrayBuffer(CHANNEL_BYTES));
+  }
+}
+
+/** Nanoseconds on a clock shared by all threads of the process. */
+export function clockNs(): number {
+  return (performance.timeOrigin + performance.now()) * 1e6;
+}
+
+/** A memory region shared by several PDs: one backing buffer, mapped at a vaddr in each. */
+export interface SharedMapping {
+  backing: SharedArrayBuffer;
+  vaddr: number;
+  size: number;
+  writable: boolean;
+}
+
+/**
+ * A variable of the PD's program to patch before it starts (Microkit's setvar, libmicrokit's
+ * name and channel masks): the module exports a global whose value is the variable's address
+ * in linear memory; `bytes` are written there. A missing optional symbol is skipped.
+ */
+export interface SetVar {
+  symbol: string;
+  bytes: Uint8Array;
+  optional: boolean;
+}
+
+/** A 32-bit (wasm32 uintptr_t) or 64-bit little-endian value as setvar bytes. */
+export function leBytes(value: number | bigint, size: 4 | 8): Uint8Array {
+  const b = new Uint8Array(size);
+  const v = new DataView(b.buffer);
+  if (size === 4) v.setUint32(0, Number(value) >>> 0, true);
+  else v.setBigUint64(0, BigInt.asUintN(64, BigInt(value)), true);
+  return b;
+}
+
+/** What the kernel side gives a PD worker at start. */
+export interface WorkerInit {
+  name: string;
+  wasm: Uint8Array;
+  sab: SharedArrayBuffer;
+  maps: SharedMapping[];
+  /** Variables to patch before the program starts (see SetVar). */
+  setvars: SetVar[];
+  fuel: number;
+}

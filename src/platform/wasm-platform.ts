@@ -1,0 +1,435 @@
+/**
+ * The platform that runs Wasm PD threads for real: the kernel (a state machine) lives in the
+ * main thread; every PD thread is a worker (pd-worker.ts) that runs only while the kernel has
+ * that thread current on a core. Time is the host's monotonic clock in nanoseconds since boot.
+ *
+ * Per kernel entry the platform does what hardware and a kernel exit would: copy the thread's
+ * registers x0..x8 and IPC buffer into the kernel's TCB, enter the kernel, then for every core
+ * make the worker of the kernel's current thread run (copying its registers back) and make
+ * any other worker stop at its next preemption check. Idle cores wait for their timer deadline
+ * with a host timer; running workers check the deadline themselves at preemption checks.
+ */
+import { Worker } from "node:worker_threads";
+import {
+  interruptEntry,
+  ipiEntry,
+  raiseInterrupt,
+  syscallEntry,
+  userExceptionEntry,
+} from "../kernel/api/syscall.js";
+import type { Kernel } from "../kernel/state.js";
+import type { TCB } from "../kernel/structures.js";
+import { INSTRUCTION_SIZE, REG_PC, REG_SYSCALL, REG_X0, ThreadState } from "../kernel/types.js";
+import type { Sel4Gen } from "../pd/libsel4.js";
+import { EXIT_FAULT_NUMBER } from "../pd/machine.js";
+import { SyncThread } from "../pd/syncthread.js";
+import {
+  ARG,
+  Channel,
+  clockNs,
+  K_EXIT,
+  K_LOAD_ERROR,
+  K_PREEMPT,
+  K_READY,
+  K_SYSCALL,
+  K_TRAP,
+  KIND,
+  PREEMPT,
+  R_CONTINUE,
+  R_RESTART,
+  R_START,
+  R_TERMINATE,
+  RESPONSE,
+  S_REQUEST,
+  S_RESUMED,
+  type SetVar,
+  type SharedMapping,
+  STATE,
+  type WorkerInit,
+} from "./channel.js";
+import { TRAP_NAMES } from "./traps.js";
+
+/** A PD program: its code and how it sees memory. */
+export interface PDProgram {
+  name: string;
+  wasm: Uint8Array;
+  maps: SharedMapping[];
+  setvars: SetVar[];
+}
+
+type ThreadPhase = "loading" | "waiting" | "pending" | "running" | "dead";
+
+interface PDThread {
+  tcb: TCB;
+  program: PDProgram;
+  entry: number;
+  ch: Channel;
+  worker: Worker;
+  phase: ThreadPhase;
+  started: boolean;
+  core: number;
+  /** Kind of the last request, and the thread's pc when it made it. */
+  lastKind: number;
+  pcBefore: number;
+}
+
+export interface PlatformOptions {
+  /** Loop iterations between preemption checks (default 20,000). */
+  fuel?: number;
+  /** Each complete line a PD prints (seL4_DebugPutChar / microkit_dbg_puts). */
+  onLine?: (pd: string, line: string) => void;
+  /** Something worth telling the user: a trap, a PD that could not load. */
+  onEvent?: (pd: string, message: string) => void;
+}
+
+/** Fake code addresses for program entry points, as in the Machine (see machine.ts). */
+const ENTRY_BASE = 2 ** 41;
+const ENTRY_STRIDE = 2 ** 32;
+
+export class WasmPlatform {
+  readonly k: Kernel;
+  private readonly t0 = clockNs();
+  private readonly programs = new Map<number, PDProgram>();
+  private readonly threads = new Map<TCB, PDThread>();
+  private readonly running: (PDThread | null)[];
+  private readonly timers: (ReturnType<typeof setTimeout> | null)[];
+  private readonly lines = new Map<TCB, string>();
+  private readonly fuel: number;
+  /** Threads whose code is a TypeScript libsel4 program run synchronously (the monitor). */
+  private readonly natives = new Map<
+    TCB,
+    { ctx: SyncThread; gen: Sel4Gen<void>; pcBefore: number; issued: boolean }
+  >();
+  private stopped = false;
+  private inEntry = false;
+  private timeBase = 0;
+
+  constructor(
+    k: Kernel,
+    private readonly opts: PlatformOptions = {},
+  ) {
+    this.k = k;
+    this.fuel = opts.fuel ?? 20_000;
+    this.running = k.nodes.map(() => null);
+    this.timers = k.nodes.map(() => null);
+    k.debugOut = (tcb, byte) => this.putChar(tcb, byte);
+  }
+
+  /** Register a program; returns the entry address a TCB's pc must hold to run it. */
+  program(p: PDProgram): number {
+    const entry = ENTRY_BASE + this.programs.size * ENTRY_STRIDE;
+    this.programs.set(entry, p);
+    return entry;
+  }
+
+  /**
+   * Run `gen` as the code of thread `tcb` (which must have an IPC buffer): whenever the kernel
+   * makes it current, its syscalls are executed at once, in the main thread, until it blocks.
+   * The boot-time monitor (system/monitor.ts) is such a thread.
+   */
+  native(tcb: TCB, gen: Sel4Gen<void>): void {
+    this.natives.set(tcb, { ctx: new SyncThread(tcb), gen, pcBefore: -1, issued: false });
+  }
+
+  /** Kernel time: ns since the platform was created, never behind what the kernel already saw. */
+  now(): number {
+    return Math.max(clockNs() - this.t0, this.timeBase);
+  }
+  /** Continue from a time the kernel already reached (the boot-time loader's clock). */
+  setTimeBase(ns: number): void {
+    this.timeBase = ns;
+  }
+
+  /** Start running whatever the kernel has made current. */
+  start(): void {
+    this.afterEntry();
+  }
+
+  /** An external interrupt on `line` (routed to core 0). */
+  raise(line: number): void {
+    if (this.stopped) return;
+    if (this.inEntry) {
+      raiseInterrupt(this.k, line);
+      return;
+    }
+    this.enter(() => interruptEntry(this.k, 0, this.now(), line));
+  }
+
+  /** The PD threads and their kernel states. */
+  status(): { name: string; state: string; core: number }[] {
+    const out: { name: string; state: string; core: number }[] = [];
+    for (const th of this.threads.values())
+      out.push({
+        name: th.program.name,
+        state: th.phase === "dead" ? "Faulted (could not load)" : ThreadState[th.tcb.state]!,
+        core: th.tcb.core,
+      });
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) if (t !== null) clearTimeout(t);
+    await Promise.all(
+      [...this.threads.values()].map(async (th) => {
+        th.ch.ctl[RESPONSE] = R_TERMINATE;
+        Atomics.store(th.ch.ctl, STATE, S_RESUMED);
+        Atomics.notify(th.ch.ctl, STATE);
+        await th.worker.terminate();
+      }),
+    );
+  }
+
+  private putChar(tcb: TCB, byte: number): void {
+    if (byte === 10) {
+      this.opts.onLine?.(tcb.name || "?", this.lines.get(tcb) ?? "");
+      this.lines.set(tcb, "");
+    } else this.lines.set(tcb, (this.lines.get(tcb) ?? "") + String.fromCharCode(byte));
+  }
+
+  private enter(fn: () => void): void {
+    this.inEntry = true;
+    try {
+      fn();
+    } finally {
+      this.inEntry = false;
+    }
+    this.afterEntry();
+  }
+
+  /** After any kernel entry: deliver IPIs and make every core run the kernel's current thread. */
+  private afterEntry(): void {
+    if (this.stopped) return;
+    for (let guard = 0; guard < 64; guard++) {
+      let again = false;
+      for (let c = 0; c < this.k.nodes.length; c++) {
+        const node = this.k.nodes[c]!;
+        if (!node.ipiPending) continue;
+        const r = this.running[c];
+        if (r !== null && r.phase === "running") Atomics.store(r.ch.ctl, PREEMPT, 1);
+        else {
+          ipiEntry(this.k, c, this.now());
+          again = true;
+        }
+      }
+      for (let c = 0; c < this.k.nodes.length; c++) if (this.dispatch(c)) again = true;
+      if (!again) return;
+    }
+  }
+
+  /** Make core c run the kernel's current thread. Returns true when it entered the kernel. */
+  private dispatch(c: number): boolean {
+    const node = this.k.nodes[c]!;
+    const want = node.curThread;
+    const cur = this.running[c] ?? null;
+    if (cur !== null && cur.tcb === want && cur.phase === "running") {
+      cur.ch.deadline[0] = this.t0 + node.timerDeadline;
+      return false;
+    }
+    if (cur !== null && cur.phase === "running") {
+      // The kernel chose another thread: this one stops at its next preemption check.
+      Atomics.store(cur.ch.ctl, PREEMPT, 1);
+      return false;
+    }
+    this.running[c] = null;
+    const nat = this.natives.get(want);
+    if (nat !== undefined) return this.stepNative(want, nat, c);
+    if (want === node.idleThread) {
+      this.armTimer(c);
+      return false;
+    }
+    const th = this.threadFor(want);
+    if (th === null || th.phase === "loading" || th.phase === "running" || th.phase === "dead") return false;
+    th.core = c;
+    if (th.phase === "pending") {
+      // It was preempted just as it made a request: the request happens now.
+      this.handleRequest(th);
+      return true;
+    }
+    this.resume(th, c);
+    return false;
+  }
+
+  /** Step a native thread until its next syscall blocks it (or it finishes). */
+  private stepNative(
+    t: TCB,
+    nat: { ctx: SyncThread; gen: Sel4Gen<void>; pcBefore: number; issued: boolean },
+    c: number,
+  ): boolean {
+    // A syscall the kernel rewound (Restart) is issued again; otherwise the program continues.
+    if (!(nat.issued && t.getReg(REG_PC) === nat.pcBefore)) {
+      const r = nat.gen.next();
+      if (r.done === true) {
+        this.natives.delete(t);
+        this.inEntry = true;
+        try {
+          userExceptionEntry(this.k, c, this.now(), EXIT_FAULT_NUMBER, 0);
+        } finally {
+          this.inEntry = false;
+        }
+        return true;
+      }
+      if (r.value.kind !== "syscall") throw new Error("a native thread can only make syscalls");
+    }
+    nat.issued = true;
+    nat.pcBefore = t.getReg(REG_PC);
+    this.inEntry = true;
+    try {
+      syscallEntry(this.k, c, this.now(), t.regs[2 * REG_SYSCALL]! | 0);
+    } finally {
+      this.inEntry = false;
+    }
+    return true;
+  }
+
+  private threadFor(t: TCB): PDThread | null {
+    const known = this.threads.get(t);
+    if (known !== undefined) return known;
+    const pc = t.getReg(REG_PC);
+    const program = this.programs.get(pc);
+    if (program === undefined) return null;
+    const ch = Channel.create();
+    const init: WorkerInit = {
+      name: program.name,
+      wasm: program.wasm,
+      sab: ch.sab,
+      maps: program.maps,
+      setvars: program.setvars,
+      fuel: this.fuel,
+    };
+    const worker = new Worker(new URL("./pd-worker.js", import.meta.url), { workerData: init });
+    worker.unref();
+    const th: PDThread = {
+      tcb: t,
+      program,
+      entry: pc,
+      ch,
+      worker,
+      phase: "loading",
+      started: false,
+      core: t.core,
+      lastKind: 0,
+      pcBefore: pc,
+    };
+    this.threads.set(t, th);
+    worker.on("error", (e) => this.opts.onEvent?.(program.name, `worker error: ${e.message}`));
+    this.watch(th);
+    return th;
+  }
+
+  private resume(th: PDThread, c: number): void {
+    const t = th.tcb;
+    const pc = t.getReg(REG_PC);
+    let response: number;
+    if (!th.started || th.lastKind === K_TRAP || th.lastKind === K_EXIT) response = R_START;
+    else if (pc === th.pcBefore) response = th.lastKind === K_SYSCALL ? R_RESTART : R_CONTINUE;
+    else if (pc === th.pcBefore + INSTRUCTION_SIZE) response = R_CONTINUE;
+    else response = R_START;
+    if (response === R_START) {
+      // The program starts at its entry: the pc moves past it, as the Machine does.
+      th.started = true;
+      t.setReg(REG_PC, th.entry + INSTRUCTION_SIZE);
+    }
+    th.ch.regs.set(t.regs.subarray(2 * REG_X0, 2 * REG_X0 + th.ch.regs.length));
+    if (t.ipcBuffer !== null) th.ch.ipc.set(t.ipcBuffer);
+    th.ch.deadline[0] = this.t0 + this.k.nodes[c]!.timerDeadline;
+    th.phase = "running";
+    th.core = c;
+    this.running[c] = th;
+    Atomics.store(th.ch.ctl, PREEMPT, 0);
+    th.ch.ctl[RESPONSE] = response;
+    Atomics.store(th.ch.ctl, STATE, S_RESUMED);
+    Atomics.notify(th.ch.ctl, STATE);
+    this.watch(th);
+  }
+
+  /** Wait (without blocking the main thread) for the worker's next request. */
+  private watch(th: PDThread): void {
+    if (this.stopped) return;
+    const s = Atomics.load(th.ch.ctl, STATE);
+    if (s === S_REQUEST) {
+      this.onRequest(th);
+      return;
+    }
+    const w = Atomics.waitAsync(th.ch.ctl, STATE, s);
+    if (w.async) void w.value.then(() => this.watch(th));
+    else setImmediate(() => this.watch(th));
+  }
+
+  private onRequest(th: PDThread): void {
+    const kind = th.ch.ctl[KIND]!;
+    if (kind === K_READY) {
+      th.phase = "waiting";
+      this.afterEntry();
+      return;
+    }
+    if (kind === K_LOAD_ERROR) {
+      th.phase = "dead";
+      this.opts.onEvent?.(th.program.name, "could not be loaded (see the message above); it stays stopped");
+      return;
+    }
+    th.phase = "pending";
+    const c = th.core;
+    if (this.running[c] === th) this.running[c] = null;
+    if (this.k.nodes[c]!.curThread !== th.tcb) {
+      // The kernel already switched this core away: the request waits until the thread runs again.
+      this.afterEntry();
+      return;
+    }
+    this.handleRequest(th);
+    this.afterEntry();
+  }
+
+  /** Enter the kernel for the thread's pending request (it is the current thread of th.core). */
+  private handleRequest(th: PDThread): void {
+    const k = this.k;
+    const t = th.tcb;
+    const c = th.core;
+    const kind = th.ch.ctl[KIND]!;
+    const now = this.now();
+    th.phase = "waiting";
+    th.lastKind = kind;
+    th.pcBefore = t.getReg(REG_PC);
+    this.inEntry = true;
+    try {
+      switch (kind) {
+        case K_SYSCALL:
+          t.regs.set(th.ch.regs, 2 * REG_X0);
+          if (t.ipcBuffer !== null) t.ipcBuffer.set(th.ch.ipc);
+          syscallEntry(k, c, now, th.ch.ctl[ARG]!);
+          break;
+        case K_PREEMPT:
+          if (now >= k.nodes[c]!.timerDeadline) interruptEntry(k, c, now, k.config.timerIrq);
+          else ipiEntry(k, c, now);
+          break;
+        case K_TRAP: {
+          const n = th.ch.ctl[ARG]!;
+          this.opts.onEvent?.(th.program.name, `trapped: ${TRAP_NAMES[n] ?? "trap"} (user exception ${n})`);
+          userExceptionEntry(k, c, now, n, 0);
+          break;
+        }
+        case K_EXIT:
+          userExceptionEntry(k, c, now, EXIT_FAULT_NUMBER, 0);
+          break;
+      }
+    } finally {
+      this.inEntry = false;
+    }
+  }
+
+  private armTimer(c: number): void {
+    const old = this.timers[c];
+    if (old !== null && old !== undefined) clearTimeout(old);
+    this.timers[c] = null;
+    const deadline = this.k.nodes[c]!.timerDeadline;
+    if (!Number.isFinite(deadline) || this.stopped) return;
+    const ms = Math.max(0, (deadline - this.now()) / 1e6);
+    const timer = setTimeout(() => {
+      this.timers[c] = null;
+      if (this.k.nodes[c]!.curThread !== this.k.nodes[c]!.idleThread) return;
+      this.enter(() => interruptEntry(this.k, c, this.now(), this.k.config.timerIrq));
+    }, ms);
+    timer.unref();
+    this.timers[c] = timer;
+  }
+}

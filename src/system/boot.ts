@@ -1,0 +1,156 @@
+/**
+ * Boot a system from its description: parse and validate it, load and instrument every PD's
+ * program, boot the kernel, build the system with the loader (syscalls from the root task),
+ * start the monitor and the platform. `capvisor up` and the tests use this.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { bootKernel } from "../kernel/core/boot.js";
+import type { Kernel } from "../kernel/state.js";
+import { runSync, SyncThread } from "../pd/syncthread.js";
+import { instrumentPreemption } from "../pd/wasm/instrument.js";
+import { leBytes, type SetVar, type SharedMapping } from "../platform/channel.js";
+import { type PDProgram, WasmPlatform } from "../platform/wasm-platform.js";
+import { buildSystem, LoadError, type LoadedSystem } from "./loader.js";
+import { monitor } from "./monitor.js";
+import { loadSdf } from "./sdf.js";
+import type { SdfProtectionDomain, SystemDescription } from "./sdf-types.js";
+
+export interface BootOptions {
+  /** Cores (default: the host's, at most 8). */
+  cores?: number;
+  onLine?: (pd: string, line: string) => void;
+  /** Faults and load problems, worded for the user. */
+  onEvent?: (pd: string, message: string) => void;
+  /** Called before each long step, for progress display. */
+  onStep?: (message: string) => void;
+}
+
+export interface BootedSystem {
+  description: SystemDescription;
+  kernel: Kernel;
+  platform: WasmPlatform;
+  loaded: LoadedSystem;
+  /** Each PD's name, kernel thread state and core. */
+  status(): { name: string; state: string; core: number }[];
+  stop(): Promise<void>;
+}
+
+/** Read and instrument a PD's program image (a path relative to the description's folder). */
+function loadProgram(sys: SystemDescription, pd: SdfProtectionDomain): Uint8Array {
+  const path = resolve(dirname(sys.file), pd.programImage.path);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const where = `${sys.file}:${pd.programImage.loc.line}:${pd.programImage.loc.column}`;
+    throw new LoadError(
+      `${where}: <program_image>: cannot read "${pd.programImage.path}" for PD "${pd.name}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); build it first`,
+    );
+  }
+  try {
+    return instrumentPreemption(bytes);
+  } catch (e) {
+    throw new LoadError(`PD "${pd.name}": ${path} is not a valid Wasm module: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * libmicrokit's variables (include/microkit.h): the PD's name, whether it is passive, and the
+ * masks of the channels it may notify, call and ack IRQs on. Optional: a plain seL4 program
+ * has none of them.
+ */
+function microkitVars(sys: SystemDescription, pd: SdfProtectionDomain): SetVar[] {
+  let notifications = 0n;
+  let pps = 0n;
+  for (const ch of sys.channels)
+    for (const end of ch.ends)
+      if (end.pd === pd.name) {
+        if (end.notify) notifications |= 1n << BigInt(end.id);
+        if (end.pp) pps |= 1n << BigInt(end.id);
+      }
+  let irqs = 0n;
+  for (const irq of pd.irqs) irqs |= 1n << BigInt(irq.id);
+  const name = new TextEncoder().encode(pd.name).subarray(0, 63);
+  const nameBytes = new Uint8Array(name.length + 1);
+  nameBytes.set(name);
+  return [
+    { symbol: "microkit_name", bytes: nameBytes, optional: true },
+    { symbol: "microkit_passive", bytes: new Uint8Array([pd.passive ? 1 : 0]), optional: true },
+    { symbol: "microkit_notifications", bytes: leBytes(notifications, 8), optional: true },
+    { symbol: "microkit_pps", bytes: leBytes(pps, 8), optional: true },
+    { symbol: "microkit_irqs", bytes: leBytes(irqs, 8), optional: true },
+  ];
+}
+
+export async function bootSystem(path: string, opts: BootOptions = {}): Promise<BootedSystem> {
+  const step = opts.onStep ?? (() => {});
+  step(`reading ${path}`);
+  const sys = await loadSdf(path, { cores: opts.cores ?? 2 });
+  const cores = opts.cores ?? 2;
+  for (const pd of sys.allProtectionDomains)
+    if (pd.cpu >= cores)
+      throw new LoadError(`PD "${pd.name}" asks for cpu ${pd.cpu}, but the system has ${cores} core(s)`);
+
+  step(`loading and instrumenting ${sys.allProtectionDomains.length} program image(s)`);
+  const images = sys.allProtectionDomains.map((pd) => loadProgram(sys, pd));
+
+  // One shared backing per memory region; every PD that maps it sees it at its own vaddr.
+  const backing = new Map<string, SharedArrayBuffer>();
+  for (const mr of sys.memoryRegions) {
+    const b = new SharedArrayBuffer(mr.size);
+    if (mr.prefillPath !== undefined)
+      new Uint8Array(b).set(readFileSync(resolve(dirname(sys.file), mr.prefillPath)).subarray(0, mr.size));
+    backing.set(mr.name, b);
+  }
+
+  step(`booting the kernel on ${cores} core(s) and building the system`);
+  const k = bootKernel({ cores, memoryBytes: 512 * 1024 * 1024 });
+  const platform = new WasmPlatform(k, {
+    ...(opts.onLine !== undefined ? { onLine: opts.onLine } : {}),
+    ...(opts.onEvent !== undefined ? { onEvent: opts.onEvent } : {}),
+  });
+  const entries = sys.allProtectionDomains.map((pd, i) => {
+    const maps: SharedMapping[] = pd.maps.map((m) => {
+      const mr = sys.memoryRegions.find((r) => r.name === m.mr)!;
+      if (m.vaddr + mr.size > 2 ** 32)
+        throw new LoadError(
+          `${sys.file}:${m.loc.line}:${m.loc.column}: <map>: a Wasm PD addresses 4 GiB; "${m.mr}" at 0x${m.vaddr.toString(16)} does not fit`,
+        );
+      return { backing: backing.get(m.mr)!, vaddr: m.vaddr, size: mr.size, writable: m.perms.write };
+    });
+    const setvars: SetVar[] = pd.setvars.map((v) => {
+      if (v.kind === "vaddr") return { symbol: v.symbol, bytes: leBytes(v.vaddr, 4), optional: false };
+      const mr = sys.memoryRegions.find((r) => r.name === (v.kind === "size" ? v.mr : v.region))!;
+      return {
+        symbol: v.symbol,
+        bytes: leBytes(v.kind === "size" ? mr.size : (mr.physAddr ?? 0), 4),
+        optional: false,
+      };
+    });
+    setvars.push(...microkitVars(sys, pd));
+    const program: PDProgram = { name: pd.name, wasm: images[i]!, maps, setvars };
+    return platform.program(program);
+  });
+  const root = new SyncThread(k.rootThread);
+  const loaded = runSync(
+    k,
+    root,
+    buildSystem(root, k, sys, (_pd, i) => entries[i]!),
+    () => platform.now(),
+  );
+  platform.native(
+    k.rootThread,
+    monitor(root, loaded, (pd, msg) => opts.onEvent?.(pd, msg)),
+  );
+  step("starting");
+  platform.start();
+  return {
+    description: sys,
+    kernel: k,
+    platform,
+    loaded,
+    status: () => platform.status(),
+    stop: () => platform.stop(),
+  };
+}

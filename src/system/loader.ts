@@ -1,0 +1,375 @@
+/**
+ * The system loader: builds a Microkit system from a validated description, the way Microkit's
+ * tool and initialiser do, but with system calls only (DESIGN.md layers: "the loader uses
+ * syscalls"). It runs as the root task, synchronously, at priority 255 so that nothing it
+ * creates runs before it is done; then the root task becomes the monitor (monitor.ts).
+ *
+ * Per PD (libmicrokit's capability layout, include/microkit.h):
+ *   slot 1 INPUT_CAP       the PD's endpoint if it can be called or has children, else its notification
+ *   slot 4 REPLY_CAP       its Reply object
+ *   slot 5 MONITOR_EP      the monitor's endpoint, badged with the PD's index
+ *   10 + ch                notification to the other end of channel ch (badge 1 << their id)
+ *   74 + ch                endpoint of the other end for pp calls (badge bit 63 | their id)
+ *   138 + id               IRQHandler of the PD's irq `id` (notifies badge 1 << id)
+ *   202 + id               TCB of child `id`
+ * and its TCB's fault handler is the parent's endpoint (badge bit 62 | child id) or, for a
+ * top-level PD, the monitor's (badge bit 62 | PD index).
+ */
+import type { Kernel } from "../kernel/state.js";
+import type { TCB } from "../kernel/structures.js";
+import { LARGE_PAGE_BITS, ObjectType, PAGE_BITS, SeL4Error } from "../kernel/types.js";
+import { Allocator, mapPage, startThread } from "../pd/alloc.js";
+import {
+  type Sel4Gen,
+  seL4_AllRights,
+  seL4_ARM_Default_VMAttributes,
+  seL4_CanGrantReply,
+  seL4_CanRead,
+  seL4_CanWrite,
+  seL4_CapInitThreadASIDPool,
+  seL4_CapInitThreadCNode,
+  seL4_CapInitThreadTCB,
+  seL4_CapIRQControl,
+  seL4_DebugNameThread,
+  type Word,
+} from "../pd/libsel4.js";
+import {
+  seL4_ARM_ASIDPool_Assign,
+  seL4_CNode_Copy,
+  seL4_CNode_Mint,
+  seL4_IRQControl_Get,
+  seL4_IRQHandler_SetNotification,
+  seL4_SchedControl_ConfigureFlags,
+  seL4_TCB_BindNotification,
+  seL4_TCB_Configure,
+  seL4_TCB_SetSchedParams,
+} from "../pd/libsel4-invocations.js";
+import type { ThreadContext } from "../pd/machine.js";
+import type { SdfProtectionDomain, SystemDescription } from "./sdf-types.js";
+
+export const INPUT_CAP = 1;
+export const REPLY_CAP = 4;
+export const MONITOR_EP = 5;
+export const BASE_OUTPUT_NOTIFICATION_CAP = 10;
+export const BASE_ENDPOINT_CAP = 74;
+export const BASE_IRQ_CAP = 138;
+export const BASE_TCB_CAP = 202;
+/** PD CNodes have 512 slots; the guard makes a plain slot number a full 64-bit cptr. */
+export const PD_CNODE_BITS = 9;
+/** Where each PD's kernel IPC buffer frame is mapped (above the 4 GiB a wasm32 PD can address). */
+export const PD_IPC_BUFFER_VADDR = 0x1_0000_0000;
+
+export const PPC_BADGE = 1n << 63n;
+export const FAULT_BADGE = 1n << 62n;
+
+export class LoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LoadError";
+  }
+}
+
+/** What the loader built for one PD. */
+export interface LoadedPD {
+  pd: SdfProtectionDomain;
+  index: number;
+  tcb: TCB;
+  /** Root-CNode cptrs the monitor needs. */
+  tcbCap: number;
+  scCap: number;
+  ntfnCap: number;
+}
+
+export interface LoadedSystem {
+  pds: LoadedPD[];
+  monitorEp: number;
+  monitorReply: number;
+}
+
+function check(step: string, pd: string, err: SeL4Error): void {
+  if (err !== SeL4Error.NoError)
+    throw new LoadError(
+      `building PD "${pd}": ${step} failed with seL4_${SeL4Error[err]}; the system may be too large for the kernel's memory`,
+    );
+}
+
+/** seL4_CNode_CapData_new(guard, guardSize) on 64-bit: guard above bit 6, its size below. */
+function cnodeCapData(guard: number, guardSize: number): number {
+  return guard * 64 + guardSize;
+}
+
+interface PDObjects {
+  ntfn: number;
+  ep: number;
+  reply: number;
+  cnode: number;
+  vspace: number;
+  tcb: number;
+  sc: number;
+}
+
+/**
+ * The loader as a libsel4 program for the root task. `entryOf(pd)` gives the program entry
+ * address to start each PD at (the platform registers the programs).
+ */
+export function* buildSystem(
+  u: ThreadContext,
+  k: Kernel,
+  sys: SystemDescription,
+  entryOf: (pd: SdfProtectionDomain, index: number) => number,
+): Sel4Gen<LoadedSystem> {
+  const a = new Allocator(k.bootInfo);
+  const pds = sys.allProtectionDomains;
+  const byName = new Map(pds.map((p, i) => [p.name, i]));
+  const callee = new Set<string>();
+  for (const ch of sys.channels)
+    for (const [x, y] of [ch.ends, [ch.ends[1], ch.ends[0]] as const]) if (x.pp) callee.add(y.pd);
+
+  const monitorEp = yield* a.alloc(u, ObjectType.Endpoint);
+  const monitorReply = yield* a.alloc(u, ObjectType.Reply);
+
+  // 1. Objects of every PD.
+  const objs: PDObjects[] = [];
+  for (const [i, pd] of pds.entries()) {
+    const o: PDObjects = { ntfn: 0, ep: 0, reply: 0, cnode: 0, vspace: 0, tcb: 0, sc: 0 };
+    o.ntfn = yield* a.alloc(u, ObjectType.Notification);
+    if (callee.has(pd.name) || pd.children.length > 0 || pd.virtualMachine !== undefined)
+      o.ep = yield* a.alloc(u, ObjectType.Endpoint);
+    o.reply = yield* a.alloc(u, ObjectType.Reply);
+    const rawCNode = yield* a.alloc(u, ObjectType.CapTable, PD_CNODE_BITS);
+    // A guarded copy: 55 guard bits + 9 radix bits resolve a whole 64-bit cptr in one level.
+    o.cnode = a.slot();
+    check(
+      "guarding its CNode",
+      pd.name,
+      yield* seL4_CNode_Mint(
+        u,
+        seL4_CapInitThreadCNode,
+        o.cnode,
+        64,
+        seL4_CapInitThreadCNode,
+        rawCNode,
+        64,
+        seL4_AllRights,
+        cnodeCapData(0, 64 - PD_CNODE_BITS),
+      ),
+    );
+    o.vspace = yield* a.alloc(u, ObjectType.VSpace);
+    check(
+      "ASIDPool_Assign",
+      pd.name,
+      yield* seL4_ARM_ASIDPool_Assign(u, seL4_CapInitThreadASIDPool, o.vspace),
+    );
+    o.tcb = yield* a.alloc(u, ObjectType.TCB);
+    o.sc = yield* a.alloc(u, ObjectType.SchedContext);
+    objs.push(o);
+    void i;
+  }
+
+  /** Mint a cap from the root CNode into slot `slot` of PD i's CNode. */
+  function* give(i: number, slot: number, src: number, rights: number, badge: Word): Sel4Gen<void> {
+    const pd = pds[i]!;
+    check(
+      `placing a capability in slot ${slot}`,
+      pd.name,
+      yield* seL4_CNode_Mint(u, objs[i]!.cnode, slot, 64, seL4_CapInitThreadCNode, src, 64, rights, badge),
+    );
+  }
+
+  // 2. Each PD's own capabilities.
+  for (const [i, pd] of pds.entries()) {
+    const o = objs[i]!;
+    yield* give(i, INPUT_CAP, o.ep !== 0 ? o.ep : o.ntfn, seL4_AllRights, 0);
+    // With an endpoint, the notification is bound to the TCB so that one Recv gets both (§5.3).
+    if (o.ep !== 0)
+      check("TCB_BindNotification", pd.name, yield* seL4_TCB_BindNotification(u, o.tcb, o.ntfn));
+    yield* give(i, REPLY_CAP, o.reply, seL4_AllRights, 0);
+    yield* give(i, MONITOR_EP, monitorEp, seL4_CanWrite | seL4_CanGrantReply, i + 1);
+    for (const irq of pd.irqs) {
+      const handler = a.slot();
+      check(
+        `IRQControl_Get(${irq.irq})`,
+        pd.name,
+        yield* seL4_IRQControl_Get(u, seL4_CapIRQControl, irq.irq, seL4_CapInitThreadCNode, handler, 64),
+      );
+      const badged = a.slot();
+      check(
+        "badging the IRQ notification",
+        pd.name,
+        yield* seL4_CNode_Mint(
+          u,
+          seL4_CapInitThreadCNode,
+          badged,
+          64,
+          seL4_CapInitThreadCNode,
+          o.ntfn,
+          64,
+          seL4_CanWrite,
+          2 ** irq.id,
+        ),
+      );
+      check(
+        "IRQHandler_SetNotification",
+        pd.name,
+        yield* seL4_IRQHandler_SetNotification(u, handler, badged),
+      );
+      yield* give(i, BASE_IRQ_CAP + irq.id, handler, seL4_AllRights, 0);
+    }
+    for (const child of pd.children)
+      yield* give(i, BASE_TCB_CAP + child.id!, objs[byName.get(child.name)!]!.tcb, seL4_AllRights, 0);
+  }
+
+  // 3. Channels: a notification cap each way (when the end may notify), an endpoint cap for pp.
+  for (const ch of sys.channels) {
+    for (const [from, to] of [ch.ends, [ch.ends[1], ch.ends[0]] as const]) {
+      const fi = byName.get(from.pd)!;
+      const ti = byName.get(to.pd)!;
+      if (from.notify)
+        yield* give(fi, BASE_OUTPUT_NOTIFICATION_CAP + from.id, objs[ti]!.ntfn, seL4_CanWrite, 2 ** to.id);
+      if (from.pp)
+        yield* give(
+          fi,
+          BASE_ENDPOINT_CAP + from.id,
+          objs[ti]!.ep,
+          seL4_CanWrite | seL4_CanGrantReply,
+          PPC_BADGE | BigInt(to.id),
+        );
+    }
+  }
+
+  // 4. Memory regions: frames, mapped into every PD that maps them (the authority the kernel
+  //    enforces; the bytes of a Wasm PD's view live in its worker, see platform/channel.ts).
+  const regionFrames = new Map<string, number[]>();
+  for (const mr of sys.memoryRegions) {
+    const type = mr.pageSize === 0x1000 ? ObjectType.SmallPage : ObjectType.LargePage;
+    const frames: number[] = [];
+    for (let p = 0; p < mr.pageCount; p++) frames.push(yield* a.alloc(u, type));
+    regionFrames.set(mr.name, frames);
+  }
+  for (const [i, pd] of pds.entries()) {
+    const o = objs[i]!;
+    for (const m of pd.maps) {
+      const mr = sys.memoryRegions.find((r) => r.name === m.mr)!;
+      const rights = (m.perms.read ? seL4_CanRead : 0) | (m.perms.write ? seL4_CanWrite : 0);
+      const attr = seL4_ARM_Default_VMAttributes | (m.perms.execute ? 0 : 4);
+      const step = mr.pageSize === 0x1000 ? 2 ** PAGE_BITS : 2 ** LARGE_PAGE_BITS;
+      for (const [p, frame] of regionFrames.get(m.mr)!.entries()) {
+        const copy = a.slot();
+        check(
+          "copying a frame cap",
+          pd.name,
+          yield* seL4_CNode_Copy(
+            u,
+            seL4_CapInitThreadCNode,
+            copy,
+            64,
+            seL4_CapInitThreadCNode,
+            frame,
+            64,
+            seL4_AllRights,
+          ),
+        );
+        check(
+          `mapping "${m.mr}" at 0x${(m.vaddr + p * step).toString(16)}`,
+          pd.name,
+          yield* mapPage(u, a, copy, m.vaddr + p * step, rights, attr, o.vspace),
+        );
+      }
+    }
+    // The IPC buffer the kernel reads the PD's messages from.
+    const ipc = yield* a.alloc(u, ObjectType.SmallPage);
+    check(
+      "mapping its IPC buffer",
+      pd.name,
+      yield* mapPage(
+        u,
+        a,
+        ipc,
+        PD_IPC_BUFFER_VADDR,
+        seL4_CanRead | seL4_CanWrite,
+        seL4_ARM_Default_VMAttributes,
+        o.vspace,
+      ),
+    );
+    check(
+      "TCB_Configure",
+      pd.name,
+      yield* seL4_TCB_Configure(u, o.tcb, o.cnode, 0, o.vspace, 0, PD_IPC_BUFFER_VADDR, ipc),
+    );
+  }
+
+  // 5. Scheduling and fault handlers, then start every PD.
+  const loaded: LoadedPD[] = [];
+  for (const [i, pd] of pds.entries()) {
+    const o = objs[i]!;
+    check(
+      "SchedControl_ConfigureFlags",
+      pd.name,
+      yield* seL4_SchedControl_ConfigureFlags(
+        u,
+        a.schedControl + pd.cpu,
+        o.sc,
+        pd.budget,
+        pd.period,
+        0,
+        i + 1,
+        0,
+      ),
+    );
+    const faultEp = a.slot();
+    if (pd.parent !== undefined) {
+      const pi = byName.get(pd.parent)!;
+      check(
+        "minting its fault endpoint",
+        pd.name,
+        yield* seL4_CNode_Mint(
+          u,
+          seL4_CapInitThreadCNode,
+          faultEp,
+          64,
+          seL4_CapInitThreadCNode,
+          objs[pi]!.ep,
+          64,
+          seL4_AllRights,
+          FAULT_BADGE | BigInt(pd.id!),
+        ),
+      );
+    } else {
+      check(
+        "minting its fault endpoint",
+        pd.name,
+        yield* seL4_CNode_Mint(
+          u,
+          seL4_CapInitThreadCNode,
+          faultEp,
+          64,
+          seL4_CapInitThreadCNode,
+          monitorEp,
+          64,
+          seL4_AllRights,
+          FAULT_BADGE | BigInt(i + 1),
+        ),
+      );
+    }
+    check(
+      "TCB_SetSchedParams",
+      pd.name,
+      yield* seL4_TCB_SetSchedParams(
+        u,
+        o.tcb,
+        seL4_CapInitThreadTCB,
+        pd.priority,
+        pd.priority,
+        o.sc,
+        faultEp,
+      ),
+    );
+    yield* seL4_DebugNameThread(u, o.tcb, pd.name);
+    // The TCB object itself, for status displays (inspection only; the kernel is changed by syscalls).
+    const tcb = k.rootCNode.slot(o.tcb).cap.obj as TCB;
+    loaded.push({ pd, index: i, tcb, tcbCap: o.tcb, scCap: o.sc, ntfnCap: o.ntfn });
+  }
+  for (const l of loaded)
+    check("starting it", l.pd.name, yield* startThread(u, l.tcbCap, entryOf(l.pd, l.index)));
+  return { pds: loaded, monitorEp, monitorReply };
+}
