@@ -9,6 +9,12 @@ for src in "$ROOT"/examples/*/*.c; do
   name=$(basename "$src" .c)
   out="$dir/$name.wasm"
   if [ ! -f "$out" ] || [ "$src" -nt "$out" ] || [ "$ROOT/lib/microkit/microkit.c" -nt "$out" ] || [ "$ROOT/lib/sel4/sel4.c" -nt "$out" ]; then
-    "$ROOT/scripts/build-c-pd.sh" "$out" "$src"
+    # A source may ask for build-c-pd.sh options (e.g. --export=NAME for a setvar) on a line
+    # "capvisor-build-flags: OPTIONS" in its header comment.
+    flags=$(sed -n 's/^.*capvisor-build-flags: *//p' "$src" | head -n 1)
+    # shellcheck disable=SC2086
+    "$ROOT/scripts/build-c-pd.sh" $flags "$out" "$src"
   fi
 done
+# The AssemblyScript examples (npm packages only).
+"$ROOT/scripts/build-as-examples.sh"
