@@ -74,6 +74,11 @@ export function clockNs(): number {
 /** A memory region shared by several PDs: one backing buffer, mapped at a vaddr in each. */
 export interface SharedMapping {
   backing: SharedArrayBuffer;
+  /**
+   * One Int32 lock per region, shared by all its mappings: a PD publishes its changes and reads
+   * the region under it, so another PD sees all of one kernel entry's changes or none of them.
+   */
+  lock: SharedArrayBuffer;
   vaddr: number;
   size: number;
   writable: boolean;

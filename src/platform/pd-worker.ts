@@ -6,8 +6,11 @@
  * kernel's budgets and priorities take the core back.
  *
  * Shared memory regions (DESIGN.md decision 5) are copies kept coherent at kernel entry and exit:
- * before every request the worker writes its view of each writable region to the region's
- * backing; after every resume it reads every region back.
+ * before every request the worker publishes to the region's backing the bytes of each writable
+ * region that it changed since it last read the region; after every resume it reads every region
+ * back. Only changed bytes: writing the whole view would put back stale copies of bytes another PD
+ * changed meanwhile (the queue's head and tail, each written by one side, would lose updates).
+ * Both steps hold the region's lock, so a reader sees all of one kernel entry's changes or none.
  */
 import { workerData } from "node:worker_threads";
 import {
@@ -72,16 +75,59 @@ function views(): void {
   }
 }
 
-const sharedViews = init.maps.map((m) => ({ ...m, bytes: new Uint8Array(m.backing) }));
+const sharedViews = init.maps.map((m) => {
+  /** The region as this PD last read or wrote it: what differs from it in the view is its change. */
+  const seen = new Uint8Array(m.size);
+  return {
+    ...m,
+    bytes: new Uint8Array(m.backing),
+    lockWord: new Int32Array(m.lock, 0, 1),
+    seen,
+    seenWords: new Uint32Array(seen.buffer, 0, m.size >>> 2),
+  };
+});
+
+function lockRegion(l: Int32Array): void {
+  while (Atomics.compareExchange(l, 0, 0, 1) !== 0) Atomics.wait(l, 0, 1);
+}
+function unlockRegion(l: Int32Array): void {
+  Atomics.store(l, 0, 0);
+  Atomics.notify(l, 0, 1);
+}
+
 function flushShared(): void {
   if (memory === null) return;
   views();
-  for (const m of sharedViews) if (m.writable) m.bytes.set(mem8.subarray(m.vaddr, m.vaddr + m.size));
+  for (const m of sharedViews) {
+    if (!m.writable) continue;
+    // Regions are page aligned, so word views of the PD's memory line up with the region's.
+    const base = m.vaddr >>> 2;
+    const n = m.seenWords.length;
+    lockRegion(m.lockWord);
+    for (let i = 0; i < n; i++) {
+      const v = mem32[base + i]!;
+      if (v === m.seenWords[i]) continue;
+      // Byte by byte within the word: another PD may own the word's other bytes.
+      for (let b = 4 * i; b < 4 * i + 4; b++) {
+        const x = mem8[m.vaddr + b]!;
+        if (x !== m.seen[b]) {
+          m.bytes[b] = x;
+          m.seen[b] = x;
+        }
+      }
+    }
+    unlockRegion(m.lockWord);
+  }
 }
 function loadShared(): void {
   if (memory === null) return;
   views();
-  for (const m of sharedViews) mem8.set(m.bytes, m.vaddr);
+  for (const m of sharedViews) {
+    lockRegion(m.lockWord);
+    m.seen.set(m.bytes);
+    unlockRegion(m.lockWord);
+    mem8.set(m.seen, m.vaddr);
+  }
 }
 
 function syscall(sysno: number): void {

@@ -80,6 +80,22 @@ export interface PlatformOptions {
   onLine?: (pd: string, line: string) => void;
   /** Something worth telling the user: a trap, a PD that could not load. */
   onEvent?: (pd: string, message: string) => void;
+  /**
+   * Measurement probe (bench/ipc.ts, bench/rt.ts, bench/compute.ts): called when a PD thread's
+   * syscall request reaches the kernel, just before the kernel handles it, with the syscall
+   * number and the shared host clock (`clockNs()`, ns). Costs one clock read when set; nothing
+   * when not. The time is when the main thread saw the request, not when the PD issued it.
+   */
+  onSyscall?: (pd: string, sysno: number, ns: number) => void;
+}
+
+/**
+ * After a trap or exit entry: the fault was not taken (the budget check rewound the entry, so the
+ * thread is still runnable, Restart or already reactivated as Running) rather than delivered
+ * (blocked on its fault handler) or stopped (Inactive, no handler).
+ */
+function rewound(t: TCB): boolean {
+  return t.state === ThreadState.Running || t.state === ThreadState.Restart;
 }
 
 /** Fake code addresses for program entry points, as in the Machine (see machine.ts). */
@@ -88,11 +104,14 @@ const ENTRY_STRIDE = 2 ** 32;
 
 export class WasmPlatform {
   readonly k: Kernel;
-  private readonly t0 = clockNs();
+  /** Host time of kernel time 0; moved forward by `preload` so that loading takes no kernel time. */
+  private t0 = clockNs();
   private readonly programs = new Map<number, PDProgram>();
   private readonly threads = new Map<TCB, PDThread>();
   private readonly running: (PDThread | null)[];
   private readonly timers: (ReturnType<typeof setTimeout> | null)[];
+  /** The timer deadline each core's host timer was armed for. */
+  private readonly armedFor: number[];
   private readonly lines = new Map<TCB, string>();
   private readonly fuel: number;
   /** Threads whose code is a TypeScript libsel4 program run synchronously (the monitor). */
@@ -101,6 +120,8 @@ export class WasmPlatform {
     { ctx: SyncThread; gen: Sel4Gen<void>; pcBefore: number; issued: boolean }
   >();
   private stopped = false;
+  /** While true, no thread is dispatched (preload). */
+  private preloading = false;
   private inEntry = false;
   private timeBase = 0;
 
@@ -112,6 +133,7 @@ export class WasmPlatform {
     this.fuel = opts.fuel ?? 20_000;
     this.running = k.nodes.map(() => null);
     this.timers = k.nodes.map(() => null);
+    this.armedFor = k.nodes.map(() => Number.NaN);
     k.debugOut = (tcb, byte) => this.putChar(tcb, byte);
   }
 
@@ -143,6 +165,23 @@ export class WasmPlatform {
   /** Start running whatever the kernel has made current. */
   start(): void {
     this.afterEntry();
+  }
+
+  /**
+   * Instantiate the workers of `tcbs` (threads whose pc is a program's entry) and wait until all
+   * are loaded, with the kernel's clock stopped meanwhile. Loading is boot work: a thread the
+   * kernel made current while its worker was still compiling would otherwise be charged that time
+   * at its first kernel entry, which puts a PD with a small budget (2 ms every 10 ms) hundreds of
+   * milliseconds into refill debt before it has run an instruction.
+   */
+  async preload(tcbs: TCB[]): Promise<void> {
+    const p0 = clockNs();
+    this.preloading = true;
+    const ths = tcbs.map((t) => this.threadFor(t)).filter((th) => th !== null);
+    while (!this.stopped && ths.some((th) => th.phase === "loading"))
+      await new Promise((r) => setTimeout(r, 1));
+    this.preloading = false;
+    this.t0 += clockNs() - p0;
   }
 
   /** An external interrupt on `line` (routed to core 0). */
@@ -199,7 +238,7 @@ export class WasmPlatform {
 
   /** After any kernel entry: deliver IPIs and make every core run the kernel's current thread. */
   private afterEntry(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.preloading) return;
     for (let guard = 0; guard < 64; guard++) {
       let again = false;
       for (let c = 0; c < this.k.nodes.length; c++) {
@@ -394,6 +433,7 @@ export class WasmPlatform {
     try {
       switch (kind) {
         case K_SYSCALL:
+          this.opts.onSyscall?.(th.program.name, th.ch.ctl[ARG]!, clockNs());
           t.regs.set(th.ch.regs, 2 * REG_X0);
           if (t.ipcBuffer !== null) t.ipcBuffer.set(th.ch.ipc);
           syscallEntry(k, c, now, th.ch.ctl[ARG]!);
@@ -404,24 +444,34 @@ export class WasmPlatform {
           break;
         case K_TRAP: {
           const n = th.ch.ctl[ARG]!;
-          this.opts.onEvent?.(th.program.name, `trapped: ${TRAP_NAMES[n] ?? "trap"} (user exception ${n})`);
           userExceptionEntry(k, c, now, n, 0);
+          if (!rewound(t))
+            this.opts.onEvent?.(th.program.name, `trapped: ${TRAP_NAMES[n] ?? "trap"} (user exception ${n})`);
           break;
         }
         case K_EXIT:
           userExceptionEntry(k, c, now, EXIT_FAULT_NUMBER, 0);
           break;
       }
+      // The budget check rewound the trap or exit (seL4 re-executes the faulting instruction):
+      // it stays pending and is raised again when the thread next runs, instead of the thread
+      // being restarted at its entry with the fault lost.
+      if ((kind === K_TRAP || kind === K_EXIT) && rewound(t)) th.phase = "pending";
     } finally {
       this.inEntry = false;
     }
   }
 
   private armTimer(c: number): void {
+    const deadline = this.k.nodes[c]!.timerDeadline;
     const old = this.timers[c];
+    // Keep a timer already armed for this deadline: every kernel entry on any core re-arms the
+    // idle cores, and re-creating the timer each time (at least 1 ms in Node) would postpone it
+    // for as long as another core enters the kernel more often than once a millisecond.
+    if (old !== null && old !== undefined && this.armedFor[c] === deadline) return;
     if (old !== null && old !== undefined) clearTimeout(old);
     this.timers[c] = null;
-    const deadline = this.k.nodes[c]!.timerDeadline;
+    this.armedFor[c] = deadline;
     if (!Number.isFinite(deadline) || this.stopped) return;
     const ms = Math.max(0, (deadline - this.now()) / 1e6);
     const timer = setTimeout(() => {

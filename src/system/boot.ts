@@ -10,7 +10,7 @@ import type { Kernel } from "../kernel/state.js";
 import { runSync, SyncThread } from "../pd/syncthread.js";
 import { instrumentPreemption } from "../pd/wasm/instrument.js";
 import { leBytes, type SetVar, type SharedMapping } from "../platform/channel.js";
-import { type PDProgram, WasmPlatform } from "../platform/wasm-platform.js";
+import { type PDProgram, type PlatformOptions, WasmPlatform } from "../platform/wasm-platform.js";
 import { buildSystem, LoadError, type LoadedSystem } from "./loader.js";
 import { monitor } from "./monitor.js";
 import { loadSdf } from "./sdf.js";
@@ -24,6 +24,8 @@ export interface BootOptions {
   onEvent?: (pd: string, message: string) => void;
   /** Called before each long step, for progress display. */
   onStep?: (message: string) => void;
+  /** Platform settings for measurements (the benchmarks): fuel and the syscall probe. */
+  platform?: Pick<PlatformOptions, "fuel" | "onSyscall">;
 }
 
 export interface BootedSystem {
@@ -97,7 +99,9 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
 
   // One shared backing per memory region; every PD that maps it sees it at its own vaddr.
   const backing = new Map<string, SharedArrayBuffer>();
+  const locks = new Map<string, SharedArrayBuffer>();
   for (const mr of sys.memoryRegions) {
+    locks.set(mr.name, new SharedArrayBuffer(4));
     const b = new SharedArrayBuffer(mr.size);
     if (mr.prefillPath !== undefined)
       new Uint8Array(b).set(readFileSync(resolve(dirname(sys.file), mr.prefillPath)).subarray(0, mr.size));
@@ -107,6 +111,7 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
   step(`booting the kernel on ${cores} core(s) and building the system`);
   const k = bootKernel({ cores, memoryBytes: 512 * 1024 * 1024 });
   const platform = new WasmPlatform(k, {
+    ...opts.platform,
     ...(opts.onLine !== undefined ? { onLine: opts.onLine } : {}),
     ...(opts.onEvent !== undefined ? { onEvent: opts.onEvent } : {}),
   });
@@ -117,7 +122,13 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
         throw new LoadError(
           `${sys.file}:${m.loc.line}:${m.loc.column}: <map>: a Wasm PD addresses 4 GiB; "${m.mr}" at 0x${m.vaddr.toString(16)} does not fit`,
         );
-      return { backing: backing.get(m.mr)!, vaddr: m.vaddr, size: mr.size, writable: m.perms.write };
+      return {
+        backing: backing.get(m.mr)!,
+        lock: locks.get(m.mr)!,
+        vaddr: m.vaddr,
+        size: mr.size,
+        writable: m.perms.write,
+      };
     });
     const setvars: SetVar[] = pd.setvars.map((v) => {
       if (v.kind === "vaddr") return { symbol: v.symbol, bytes: leBytes(v.vaddr, 4), optional: false };
@@ -144,6 +155,7 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
     monitor(root, loaded, (pd, msg) => opts.onEvent?.(pd, msg)),
   );
   step("starting");
+  await platform.preload(loaded.pds.map((p) => p.tcb));
   platform.start();
   return {
     description: sys,

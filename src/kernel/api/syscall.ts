@@ -332,9 +332,11 @@ export function syscallEntry(k: Kernel, core: number, now: number, sysno: number
 /** The running thread trapped (seL4 handleUserLevelFault): a Wasm trap maps here. */
 export function userExceptionEntry(k: Kernel, core: number, now: number, number: number, code: number): void {
   enter(k, core, now);
+  // seL4 saves ELR as FaultIP on exception entry, before the budget check: a thread whose
+  // entry is restarted (budget expired) must come back to the faulting instruction.
+  const t = k.curThread;
+  t.faultIP = t.getReg(REG_PC);
   if (checkBudgetRestart(k)) {
-    const t = k.curThread;
-    t.faultIP = t.getReg(REG_PC);
     k.currentFault = userException(number, code);
     handleFault(k, t);
   }
@@ -351,9 +353,10 @@ export function vmFaultEntry(
   instructionFault: boolean,
 ): void {
   enter(k, core, now);
+  // FaultIP before the budget check, as in userExceptionEntry.
+  const t = k.curThread;
+  t.faultIP = t.getReg(REG_PC);
   if (checkBudgetRestart(k)) {
-    const t = k.curThread;
-    t.faultIP = t.getReg(REG_PC);
     k.currentFault = vmFault(addr, fsr, instructionFault);
     handleFault(k, t);
   }

@@ -1,0 +1,299 @@
+/**
+ * `npm run bench:rt [-- --quick]`: interrupt latency under load, capvisor next to cyclictest.
+ *
+ * capvisor: examples/bench/rt.system — a handler PD at priority 254 on cpu 0 owns IRQ 40; two
+ * priority-1 PDs spin (`while (1)`, no syscalls), one per core. A "timer device" worker thread
+ * fires every 1 ms at absolute times (Atomics.wait with a timeout, as cyclictest's
+ * clock_nanosleep) and the main thread, woken through Atomics.waitAsync, raises IRQ 40 with
+ * WasmPlatform.raise. Latency = from the tick's scheduled time to the handler PD's first syscall
+ * after its Wait returns (its IRQHandler_Ack), taken with the platform's syscall probe. The timer
+ * is a worker, not a main-thread setInterval, because Node's timers have 1 ms granularity: that
+ * would be Node's error, not capvisor's.
+ * cyclictest (Debian rt-tests, installed by scripts/setup-bench.sh): one thread, -i 1000, the
+ * same count, SCHED_OTHER like capvisor's threads, with two busy-loop processes as the same load.
+ * Lost interrupts: a tick raised while the line's previous interrupt is still pending in the
+ * kernel (not yet delivered) coalesces with it, as seL4 keeps one pending bit per line.
+ * Prints p50, p99, max and the counts; never passes or fails on a time.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { clockNs } from "../src/platform/channel.js";
+import { bootSystem } from "../src/system/boot.js";
+import {
+  buildExamples,
+  fmtNs,
+  printMachine,
+  quantile,
+  quick,
+  ROOT,
+  setupBench,
+  sleep,
+  sortNumbers,
+} from "./common.js";
+
+const IRQ_LINE = 40;
+const PERIOD_NS = 1_000_000;
+const COUNT = quick ? 300 : 10_000;
+const SPINNERS = 2;
+const SYS_CALL = -1;
+
+interface Latencies {
+  p50: number;
+  p99: number;
+  max: number;
+  n: number;
+}
+function summarize(values: number[]): Latencies {
+  const s = sortNumbers(values);
+  return { p50: quantile(s, 0.5), p99: quantile(s, 0.99), max: s[s.length - 1] ?? Number.NaN, n: s.length };
+}
+
+/**
+ * The timer device: once started (ctl[1] = 1, start time in `start[0]`, shared clock in ns) it
+ * fires `n` ticks `period` apart, counting them in ctl[0]. It reports ready before it is given
+ * a start time, so the worker's own start-up is not counted as timer lateness.
+ */
+const TIMER_SOURCE = `
+const { workerData, parentPort } = require("node:worker_threads");
+const { ctl, fired, start, n, period } = workerData;
+const nap = new Int32Array(new SharedArrayBuffer(4));
+const clock = () => (performance.timeOrigin + performance.now()) * 1e6;
+parentPort.postMessage("ready");
+while (Atomics.load(ctl, 1) === 0) Atomics.wait(ctl, 1, 0);
+for (let i = 0; i < n; i++) {
+  const due = start[0] + i * period;
+  for (;;) {
+    const left = due - clock();
+    if (left <= 0) break;
+    Atomics.wait(nap, 0, 0, left / 1e6);
+  }
+  fired[i] = clock();
+  Atomics.add(ctl, 0, 1);
+  Atomics.notify(ctl, 0);
+}`;
+
+interface CapvisorResult {
+  total: Latencies;
+  timer: Latencies;
+  wake: Latencies;
+  kernelPath: Latencies;
+  raised: number;
+  delivered: number;
+  handled: number;
+  lost: number;
+  /** Of the lost: ticks the timer thread fired back to back, catching up after waking late. */
+  burst: number;
+}
+
+async function capvisor(): Promise<CapvisorResult | { error: string }> {
+  const events: string[] = [];
+  const scheduled = new Float64Array(COUNT);
+  const raisedAt = new Float64Array(COUNT);
+  const queue: number[] = [];
+  const total: number[] = [];
+  const kernelPath: number[] = [];
+  let started = false;
+  let handlerWaiting = false;
+  let sys: Awaited<ReturnType<typeof bootSystem>>;
+  try {
+    sys = await bootSystem(join(ROOT, "examples/bench/rt.system"), {
+      cores: 2,
+      onEvent: (pd, m) => events.push(`${pd}: ${m}`),
+      platform: {
+        onSyscall: (pd, sysno, ns) => {
+          if (pd !== "handler") return;
+          if (!started) {
+            handlerWaiting = sysno !== SYS_CALL;
+            return;
+          }
+          if (sysno !== SYS_CALL) return;
+          const i = queue.shift();
+          if (i === undefined) return;
+          total.push(ns - scheduled[i]!);
+          kernelPath.push(ns - raisedAt[i]!);
+        },
+      },
+    });
+  } catch (e) {
+    return { error: `could not boot rt.system: ${(e as Error).message}` };
+  }
+  // Let the handler reach its Wait and the spinners get going before the first tick.
+  const t0 = Date.now();
+  while (!handlerWaiting && Date.now() - t0 < 5000) await sleep(10);
+  await sleep(200);
+  const k = sys.kernel;
+  const delivered0 = k.stats.interrupts;
+
+  const ctl = new Int32Array(new SharedArrayBuffer(8));
+  const fired = new Float64Array(new SharedArrayBuffer(8 * COUNT));
+  const startAt = new Float64Array(new SharedArrayBuffer(8));
+  const timer = new Worker(TIMER_SOURCE, {
+    eval: true,
+    workerData: { ctl, fired, start: startAt, n: COUNT, period: PERIOD_NS },
+  });
+  await once(timer, "message");
+  const start = clockNs() + 5 * PERIOD_NS;
+  for (let i = 0; i < COUNT; i++) scheduled[i] = start + i * PERIOD_NS;
+  startAt[0] = start;
+  started = true;
+  Atomics.store(ctl, 1, 1);
+  Atomics.notify(ctl, 1);
+  let seen = 0;
+  let lost = 0;
+  let burst = 0;
+  await new Promise<void>((done) => {
+    const onTick = (): void => {
+      const c = Atomics.load(ctl, 0);
+      for (; seen < c; seen++) {
+        raisedAt[seen] = clockNs();
+        // Still pending from the previous tick: this one coalesces with it (seL4: one bit per line).
+        if (k.irq.pending[IRQ_LINE] !== 0) {
+          lost++;
+          if (seen > 0 && fired[seen]! - fired[seen - 1]! < PERIOD_NS / 2) burst++;
+        } else queue.push(seen);
+        sys.platform.raise(IRQ_LINE);
+      }
+      if (seen >= COUNT) {
+        done();
+        return;
+      }
+      const w = Atomics.waitAsync(ctl, 0, c);
+      if (w.async) void w.value.then(onTick);
+      else setImmediate(onTick);
+    };
+    onTick();
+  });
+  // Give the last interrupts time to reach the handler.
+  const t1 = Date.now();
+  while (queue.length > 0 && Date.now() - t1 < 1000) await sleep(5);
+  await timer.terminate();
+  const delivered = k.stats.interrupts - delivered0;
+  await sys.stop();
+  if (events.length > 0) return { error: `a PD reported: ${events.join("; ")}` };
+  if (total.length === 0) return { error: "the handler PD never acknowledged an interrupt" };
+  const timerLate = Array.from(fired, (f, i) => f - scheduled[i]!);
+  return {
+    total: summarize(total),
+    timer: summarize(timerLate),
+    wake: summarize(Array.from(fired, (f, i) => raisedAt[i]! - f)),
+    kernelPath: summarize(kernelPath),
+    raised: COUNT,
+    delivered,
+    handled: total.length,
+    lost: lost + queue.length,
+    burst,
+  };
+}
+
+/** Busy-loop processes: the same load as the spinning PDs. */
+function startLoad(): ChildProcess[] {
+  return Array.from({ length: SPINNERS }, () =>
+    spawn("sh", ["-c", "while :; do :; done"], { stdio: "ignore", detached: false }),
+  );
+}
+
+function cyclictest(setupError: string | null): (Latencies & { count: number }) | { error: string } {
+  if (setupError !== null) return { error: `cyclictest not available: ${setupError}` };
+  const load = startLoad();
+  try {
+    // -q: summary only; -h: histogram in µs up to 10 ms (enough for p99), -t 1: one thread.
+    const r = spawnSync("cyclictest", ["-q", "-i", "1000", "-l", String(COUNT), "-t", "1", "-h", "10000"], {
+      encoding: "utf8",
+      timeout: COUNT * 2 + 30_000,
+    });
+    if (r.error !== undefined) return { error: `cyclictest could not run: ${r.error.message}` };
+    if (r.status !== 0) return { error: `cyclictest exited with ${r.status}: ${r.stderr.trim()}` };
+    const counts: number[] = [];
+    let max = Number.NaN;
+    let overflows = 0;
+    for (const line of r.stdout.split("\n")) {
+      const m = /^(\d+)\s+(\d+)$/.exec(line.trim());
+      if (m !== null) counts[Number(m[1])] = Number(m[2]);
+      const mx = /^# Max Latencies:\s+(\d+)/.exec(line);
+      if (mx !== null) max = Number(mx[1]) * 1000;
+      const ov = /^# Histogram Overflows:\s+(\d+)/.exec(line);
+      if (ov !== null) overflows = Number(ov[1]);
+    }
+    const n = counts.reduce((a, b) => a + (b ?? 0), 0) + overflows;
+    if (n === 0) return { error: `no histogram in cyclictest's output: ${r.stdout.slice(0, 200)}` };
+    const at = (q: number): number => {
+      let acc = 0;
+      for (let us = 0; us < counts.length; us++) {
+        acc += counts[us] ?? 0;
+        if (acc >= Math.ceil(q * n)) return us * 1000;
+      }
+      return Number.POSITIVE_INFINITY;
+    };
+    return { p50: at(0.5), p99: at(0.99), max, n, count: n };
+  } finally {
+    for (const p of load) p.kill("SIGKILL");
+  }
+}
+
+async function main(): Promise<void> {
+  printMachine("bench:rt — periodic 1 ms interrupt to its handler, under a spinning load");
+  const setupError = setupBench();
+  buildExamples();
+  console.log(
+    `${COUNT} interrupts at 1 ms on each side; load: ${SPINNERS} spinning threads (capvisor: priority-1 PDs, one per core; host: busy-loop processes).\n`,
+  );
+  process.stdout.write("  measuring cyclictest ...\n");
+  const ct = cyclictest(setupError);
+  process.stdout.write("  measuring capvisor ...\n");
+  const cv = await capvisor();
+
+  console.log("");
+  const pad = 52;
+  console.log(
+    `${"latency".padEnd(pad)}  ${"p50".padStart(9)}  ${"p99".padStart(9)}  ${"max".padStart(9)}  n`,
+  );
+  const row = (name: string, r: Latencies | { error: string }, note = ""): void => {
+    if ("error" in r)
+      console.log(
+        `${name.padEnd(pad)}  ${"-".padStart(9)}  ${"-".padStart(9)}  ${"-".padStart(9)}  NOT RUN: ${r.error}`,
+      );
+    else
+      console.log(
+        `${name.padEnd(pad)}  ${fmtNs(r.p50).padStart(9)}  ${fmtNs(r.p99).padStart(9)}  ${fmtNs(r.max).padStart(9)}  ${r.n}${note}`,
+      );
+  };
+  if ("error" in cv) row("capvisor: scheduled tick -> handler PD", cv);
+  else {
+    row("capvisor: scheduled tick -> handler PD", cv.total);
+    row("  of which: scheduled -> timer thread woke", cv.timer, " (host timer, not capvisor)");
+    row("  of which: timer thread woke -> main thread raises", cv.wake, " (Atomics.waitAsync wake-up)");
+    row("  of which: raise(IRQ) -> handler PD's syscall", cv.kernelPath, " (capvisor's own path)");
+  }
+  row("cyclictest (rt-tests), same period, count and load", ct, " (1 µs histogram buckets)");
+
+  if (!("error" in cv))
+    console.log(
+      `\ninterrupts: ${cv.raised} raised, ${cv.delivered} delivered by the kernel, ${cv.handled} handled by the PD, ${cv.lost} lost (coalesced while still pending; ${cv.burst} of them fired less than half a period after the previous tick by a timer thread catching up after waking late)`,
+    );
+  console.log("\ngoals of issue 3 (reported, not asserted):");
+  if ("error" in cv || "error" in ct)
+    console.log("  p99 within 3x of cyclictest's: cannot tell (a figure is missing)");
+  else {
+    const ratio = cv.total.p99 / ct.p99;
+    const ok = ratio <= 3;
+    console.log(`  p99 within 3x of cyclictest's: ${ratio.toFixed(1)}x: ${ok ? "MET" : "MISSED"}`);
+    if (!ok)
+      console.log(
+        [
+          "  where the time goes: the tick wakes the main thread (Atomics.waitAsync, a promise job on its event",
+          "  loop), the kernel runs there and resumes the handler's worker (another futex wake); a spinning",
+          "  PD on the handler's core only gives the core back at its next preemption check (every `fuel`",
+          "  loop iterations), and on this host the main thread, the timer thread, the handler's worker and two",
+          "  spinning workers share the cores, so the tail is host scheduling of Node's threads. What would fix",
+          "  it: give the kernel and timer threads real-time priority (SCHED_FIFO, as cyclictest -p does), pin",
+          "  the PD workers to cores, and deliver interrupts to the handler's worker without the main thread.",
+        ].join("\n"),
+      );
+  }
+  if (!("error" in cv))
+    console.log(`  no interrupt lost: ${cv.lost === 0 ? "MET" : `MISSED (${cv.lost} lost)`}`);
+}
+
+await main();
