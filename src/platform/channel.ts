@@ -109,6 +109,8 @@ export interface WorkerInit {
   name: string;
   wasm: Uint8Array;
   sab: SharedArrayBuffer;
+  /** The platform's doorbell (one Int32), rung after every request. */
+  bell: SharedArrayBuffer;
   maps: SharedMapping[];
   /** Variables to patch before the program starts (see SetVar). */
   setvars: SetVar[];

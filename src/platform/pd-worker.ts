@@ -41,6 +41,7 @@ import { trapNumber } from "./traps.js";
 const init = workerData as WorkerInit;
 const ch = new Channel(init.sab);
 const ctl = ch.ctl;
+const bell = new Int32Array(init.bell);
 
 /** Post a request and block until the kernel resumes this thread; returns the response. */
 function request(kind: number, arg: number): number {
@@ -48,7 +49,8 @@ function request(kind: number, arg: number): number {
   ctl[KIND] = kind;
   ctl[ARG] = arg;
   Atomics.store(ctl, STATE, S_REQUEST);
-  Atomics.notify(ctl, STATE);
+  Atomics.add(bell, 0, 1);
+  Atomics.notify(bell, 0);
   for (;;) {
     const s = Atomics.load(ctl, STATE);
     if (s === S_RESUMED) break;
@@ -193,7 +195,8 @@ try {
   ch.ctl[KIND] = K_LOAD_ERROR;
   process.stderr.write(`${init.name}: ${(e as Error).message}\n`);
   Atomics.store(ctl, STATE, S_REQUEST);
-  Atomics.notify(ctl, STATE);
+  Atomics.add(bell, 0, 1);
+  Atomics.notify(bell, 0);
   process.exit(1);
 }
 

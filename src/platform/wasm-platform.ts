@@ -9,6 +9,7 @@
  * any other worker stop at its next preemption check. Idle cores wait for their timer deadline
  * with a host timer; running workers check the deadline themselves at preemption checks.
  */
+import { setFlagsFromString } from "node:v8";
 import { Worker } from "node:worker_threads";
 import {
   interruptEntry,
@@ -98,6 +99,9 @@ function rewound(t: TCB): boolean {
   return t.state === ThreadState.Running || t.state === ThreadState.Restart;
 }
 
+/** How long the pump keeps the main thread before letting the event loop run (ms). */
+const PUMP_SLICE_MS = 4;
+
 /** Fake code addresses for program entry points, as in the Machine (see machine.ts). */
 const ENTRY_BASE = 2 ** 41;
 const ENTRY_STRIDE = 2 ** 32;
@@ -120,6 +124,15 @@ export class WasmPlatform {
     { ctx: SyncThread; gen: Sel4Gen<void>; pcBefore: number; issued: boolean }
   >();
   private stopped = false;
+  /**
+   * The doorbell: every worker adds 1 and notifies after posting a request, so the main thread can
+   * sleep in one Atomics.wait for all of them (see pump) instead of a promise per worker.
+   */
+  private readonly bellSab = new SharedArrayBuffer(4);
+  private readonly bell = new Int32Array(this.bellSab);
+  /** Workers whose next request the pump waits for (running or loading). */
+  private readonly watching = new Set<PDThread>();
+  private pumpScheduled = false;
   /** While true, no thread is dispatched (preload). */
   private preloading = false;
   private inEntry = false;
@@ -131,6 +144,11 @@ export class WasmPlatform {
   ) {
     this.k = k;
     this.fuel = opts.fuel ?? 20_000;
+    // PD code is compiled by TurboFan straight away. A PD's capvisor_start never returns, and V8
+    // (Node 20) moves a running Wasm function from the baseline tier (Liftoff) to optimised code
+    // only at its next call, so a long-running loop would stay in baseline code for good
+    // (DESIGN.md: 1.25x native with --no-liftoff, 1.42x with default tiering).
+    setFlagsFromString("--no-liftoff");
     this.running = k.nodes.map(() => null);
     this.timers = k.nodes.map(() => null);
     this.armedFor = k.nodes.map(() => Number.NaN);
@@ -332,6 +350,7 @@ export class WasmPlatform {
       name: program.name,
       wasm: program.wasm,
       sab: ch.sab,
+      bell: this.bellSab,
       maps: program.maps,
       setvars: program.setvars,
       fuel: this.fuel,
@@ -382,17 +401,71 @@ export class WasmPlatform {
     this.watch(th);
   }
 
-  /** Wait (without blocking the main thread) for the worker's next request. */
+  /** Wait for the worker's next request: the pump picks it up. */
   private watch(th: PDThread): void {
     if (this.stopped) return;
-    const s = Atomics.load(th.ch.ctl, STATE);
-    if (s === S_REQUEST) {
-      this.onRequest(th);
-      return;
+    this.watching.add(th);
+    this.schedulePump();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.stopped) return;
+    this.pumpScheduled = true;
+    setImmediate(() => this.pump());
+  }
+
+  /**
+   * The kernel's side of every handoff. It serves requests as they come, sleeping in
+   * Atomics.wait on the doorbell between them (a futex wake, a few µs), and fires the timers of
+   * idle cores on time. Every few milliseconds it returns to the event loop, so host timers,
+   * signals and I/O still run; it stops when no worker is running and no core has a deadline.
+   */
+  private pump(): void {
+    this.pumpScheduled = false;
+    const sliceEnd = performance.now() + PUMP_SLICE_MS;
+    for (;;) {
+      if (this.stopped) return;
+      const seen = Atomics.load(this.bell, 0);
+      let served = false;
+      for (const th of this.watching) {
+        if (Atomics.load(th.ch.ctl, STATE) !== S_REQUEST) continue;
+        this.watching.delete(th);
+        this.onRequest(th);
+        served = true;
+      }
+      if (this.fireIdleTimers()) served = true;
+      if (served) continue;
+      const left = sliceEnd - performance.now();
+      if (left <= 0) break;
+      const next = this.msToIdleDeadline();
+      if (this.watching.size === 0 && !Number.isFinite(next)) return;
+      Atomics.wait(this.bell, 0, seen, Math.max(0, Math.min(left, next)));
     }
-    const w = Atomics.waitAsync(th.ch.ctl, STATE, s);
-    if (w.async) void w.value.then(() => this.watch(th));
-    else setImmediate(() => this.watch(th));
+    this.schedulePump();
+  }
+
+  /** Enter the kernel for idle cores whose timer deadline has passed. */
+  private fireIdleTimers(): boolean {
+    if (this.preloading) return false;
+    let fired = false;
+    for (let c = 0; c < this.k.nodes.length; c++) {
+      const node = this.k.nodes[c]!;
+      if (node.curThread !== node.idleThread || this.running[c] !== null) continue;
+      if (this.now() < node.timerDeadline) continue;
+      this.enter(() => interruptEntry(this.k, c, this.now(), this.k.config.timerIrq));
+      fired = true;
+    }
+    return fired;
+  }
+
+  /** Milliseconds until the earliest idle core's timer deadline (Infinity when none). */
+  private msToIdleDeadline(): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (let c = 0; c < this.k.nodes.length; c++) {
+      const node = this.k.nodes[c]!;
+      if (node.curThread === node.idleThread) next = Math.min(next, node.timerDeadline);
+    }
+    return Number.isFinite(next) ? Math.max(0, (next - this.now()) / 1e6) : next;
   }
 
   private onRequest(th: PDThread): void {
