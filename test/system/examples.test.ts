@@ -259,7 +259,8 @@ test("spinners: while (1) {} is preempted by priority and held to its budget", a
   });
   const seq = (pd: string) => Array.from({ length: TICKS }, (_, i) => `${pd}: tick ${i + 1}`);
   assert.deepEqual(r.lines("ticker"), [...seq("ticker"), "ticker: done"]);
-  // Notifications merge: TICKS distinct handler runs mean each ran before the next tick (50 ms).
+  // The ticker ticks again only when both handlers answered (examples/spinner/ticker.c): TICKS
+  // ticks mean both handlers got the core every time, next to PDs that never make a syscall.
   assert.deepEqual(r.lines("responder"), seq("responder"));
   assert.deepEqual(r.lines("worker"), seq("worker"));
   assert.deepEqual(r.lines("spinner"), ["spinner: spinning"]);
@@ -278,10 +279,11 @@ test("spinners: while (1) {} is preempted by priority and held to its budget", a
     `median ${[...xs].sort((a, b) => a - b)[xs.length >> 1]!.toFixed(2)} ms, max ${Math.max(...xs).toFixed(2)} ms`;
   console.log(`# responder (over a spinner, other core): ${fmt(resp)}`);
   console.log(`# worker (next to the budgeted hog, same core): ${fmt(work)}`);
-  // Bound: the ticker's period. The handler must have run before the next tick, or the count
-  // above would have fallen behind; typical figures are 1-2 ms (a preemption check every
-  // 20,000 loop iterations plus a few thread hand-offs), the rest is room for a loaded host.
-  for (const l of [...resp, ...work]) assert.ok(l < 50, `handler latency ${l.toFixed(1)} ms`);
+  // The figures are printed above (typically 1-2 ms: a preemption check every 20,000 loop
+  // iterations plus a few thread hand-offs). Host scheduling on a loaded 2-core machine can
+  // stretch them, so the test only bounds them by a second, which still catches a handler that
+  // waited for a spinner's budget to run out many times over instead of preempting it.
+  for (const l of [...resp, ...work]) assert.ok(l < 1000, `handler latency ${l.toFixed(1)} ms`);
 
   // The hog asks for the whole core; its SC (2 ms every 10 ms) gives it 20%.
   const hog = pdOf(r, "hog").tcb.sc!;
