@@ -3,8 +3,8 @@
  * The `capvisor` command. Each command is a thin layer over the library API (src/index.ts).
  */
 import { readFileSync } from "node:fs";
-import { bootSystem } from "../system/boot.js";
 import { runDemo } from "../system/demo.js";
+import { parseCommand, runCommand, validateCommand } from "../wasmedge/cli.js";
 
 const USAGE = `usage: capvisor <command> [options]
 
@@ -15,6 +15,14 @@ commands:
                               its name; Ctrl-C (or --for MS) shuts it down and shows each PD's state
   boot [--cores N] [--ms T]   boot the built-in demo on the kernel alone and run it for T ms of
                               virtual time (default: 2 cores, 20 ms)
+  run [options] app.wasm [function | args...]
+                              run a WASI application as WasmEdge does: --dir guest:host (or
+                              --dir host), --env K=V, --reactor (call a function, print its
+                              results), --time-limit MS, --gas-limit N, --memory-page-limit N,
+                              --enable-time-measuring, --enable-gas-measuring,
+                              --enable-instruction-count, --enable-all-statistics
+  validate app.wasm           validate a module (exit 0 when valid, else what and where)
+  parse app.wasm              parse a module without validating it and list its sections
   version                     print the version
   help                        print this help`;
 
@@ -76,6 +84,8 @@ async function up(args: string[]): Promise<void> {
   const file = args[0];
   if (file === undefined || file.startsWith("--")) fail("up needs a system description file");
   const o = numberOptions(args.slice(1), { cores: [1, 64], for: [1, 86_400_000] });
+  // Loaded here, not at the top: the system loader brings Binaryen (about 0.3 s to load).
+  const { bootSystem } = await import("../system/boot.js");
   let sys: Awaited<ReturnType<typeof bootSystem>>;
   try {
     sys = await bootSystem(file, {
@@ -116,6 +126,17 @@ function version(): string {
   return pkg.version;
 }
 
+/** Exits once stdout and stderr have taken everything written (a guest may leave handles open). */
+function exitFlushed(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const done = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write("", done);
+  process.stderr.write("", done);
+}
+
 const [cmd, ...rest] = process.argv.slice(2);
 switch (cmd) {
   case "boot":
@@ -123,6 +144,15 @@ switch (cmd) {
     break;
   case "up":
     await up(rest);
+    break;
+  case "run":
+    exitFlushed(await runCommand(rest));
+    break;
+  case "validate":
+    exitFlushed(validateCommand(rest));
+    break;
+  case "parse":
+    exitFlushed(parseCommand(rest));
     break;
   case "version":
   case "--version":

@@ -88,6 +88,11 @@ export interface PlatformOptions {
    * when not. The time is when the main thread saw the request, not when the PD issued it.
    */
   onSyscall?: (pd: string, sysno: number, ns: number) => void;
+  /**
+   * Probe: called when the platform takes an interrupt raised through an interrupt source, with
+   * the host clock and whether it coalesced with one still pending (seL4 keeps one bit a line).
+   */
+  onInterrupt?: (line: number, ns: number, coalesced: boolean) => void;
 }
 
 /**
@@ -97,6 +102,20 @@ export interface PlatformOptions {
  */
 function rewound(t: TCB): boolean {
   return t.state === ThreadState.Running || t.state === ThreadState.Restart;
+}
+
+/** What a device model needs to raise interrupts from another thread (see raiseFromSource). */
+export interface InterruptSource {
+  irqs: SharedArrayBuffer;
+  bell: SharedArrayBuffer;
+}
+
+/** Raise `line` from any thread: set its bit, then ring the platform's doorbell. */
+export function raiseFromSource(source: InterruptSource, line: number): void {
+  Atomics.or(new Int32Array(source.irqs), line >>> 5, 1 << (line & 31));
+  const bell = new Int32Array(source.bell);
+  Atomics.add(bell, 0, 1);
+  Atomics.notify(bell, 0);
 }
 
 /** How long the pump keeps the main thread before letting the event loop run (ms). */
@@ -133,6 +152,11 @@ export class WasmPlatform {
   /** Workers whose next request the pump waits for (running or loading). */
   private readonly watching = new Set<PDThread>();
   private pumpScheduled = false;
+  /** Pending lines raised through interruptSource(): a bitmap of 256 lines. */
+  private readonly irqSab = new SharedArrayBuffer(32);
+  private readonly irqBits = new Int32Array(this.irqSab);
+  /** True once an interrupt source exists: the pump then never stops waiting for the bell. */
+  private sources = false;
   /** While true, no thread is dispatched (preload). */
   private preloading = false;
   private inEntry = false;
@@ -210,6 +234,17 @@ export class WasmPlatform {
       return;
     }
     this.enter(() => interruptEntry(this.k, 0, this.now(), line));
+  }
+
+  /**
+   * A device model in another thread raises interrupts through this, without the event loop:
+   * `raiseFromSource(source, line)` sets the line's bit and rings the platform's doorbell, and
+   * the pump enters the kernel at once. Lines 0..255.
+   */
+  interruptSource(): InterruptSource {
+    this.sources = true;
+    this.schedulePump();
+    return { irqs: this.irqSab, bell: this.bellSab };
   }
 
   /** The PD threads and their kernel states. */
@@ -434,14 +469,34 @@ export class WasmPlatform {
         served = true;
       }
       if (this.fireIdleTimers()) served = true;
+      if (this.sources && this.takeSourceInterrupts()) served = true;
       if (served) continue;
       const left = sliceEnd - performance.now();
       if (left <= 0) break;
       const next = this.msToIdleDeadline();
-      if (this.watching.size === 0 && !Number.isFinite(next)) return;
+      if (this.watching.size === 0 && !Number.isFinite(next) && !this.sources) return;
       Atomics.wait(this.bell, 0, seen, Math.max(0, Math.min(left, next)));
     }
     this.schedulePump();
+  }
+
+  /** Enter the kernel for every line an interrupt source raised since the last look. */
+  private takeSourceInterrupts(): boolean {
+    let any = false;
+    for (let w = 0; w < this.irqBits.length; w++) {
+      let bits = Atomics.exchange(this.irqBits, w, 0);
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits);
+        bits &= ~(1 << b);
+        const line = w * 32 + b;
+        if (line >= this.k.irq.pending.length) continue;
+        const coalesced = this.k.irq.masked[line] !== 0 && this.k.irq.pending[line] !== 0;
+        this.opts.onInterrupt?.(line, clockNs(), coalesced);
+        this.raise(line);
+        any = true;
+      }
+    }
+    return any;
   }
 
   /** Enter the kernel for idle cores whose timer deadline has passed. */

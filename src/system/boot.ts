@@ -25,7 +25,7 @@ export interface BootOptions {
   /** Called before each long step, for progress display. */
   onStep?: (message: string) => void;
   /** Platform settings for measurements (the benchmarks): fuel and the syscall probe. */
-  platform?: Pick<PlatformOptions, "fuel" | "onSyscall">;
+  platform?: Pick<PlatformOptions, "fuel" | "onSyscall" | "onInterrupt">;
 }
 
 export interface BootedSystem {

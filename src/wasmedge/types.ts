@@ -1,0 +1,74 @@
+/**
+ * The contract between the WASI host (wasi/, runner.ts) and its users (the `capvisor run`
+ * command, the runtime PD): how one guest application is run and what comes back.
+ */
+
+/** A host directory an application may reach, under a guest path (`--dir guest:host`). */
+export interface Preopen {
+  guest: string;
+  host: string;
+  readOnly?: boolean;
+}
+
+/** WasmEdge's limits (`--time-limit` ms, `--gas-limit`, `--memory-page-limit`). */
+export interface RunLimits {
+  timeLimitMs?: number;
+  gasLimit?: number;
+  memoryPageLimit?: number;
+}
+
+export interface RunOptions {
+  /** argv, argv[0] being the program name as the guest sees it. */
+  args: string[];
+  env: [string, string][];
+  preopens: Preopen[];
+  stdin?: Uint8Array;
+  stdout: (bytes: Uint8Array) => void;
+  stderr: (bytes: Uint8Array) => void;
+  limits?: RunLimits;
+  /** Reactor mode: call `_initialize` when exported, then this function with these arguments. */
+  reactor?: { fn: string; args: (number | bigint)[] };
+  /** Which statistics to gather (WasmEdge's --enable-*-measuring / --enable-all-statistics). */
+  measure?: { time?: boolean; gas?: boolean; instructions?: boolean };
+  /**
+   * The same module, already prepared by the compiled-module cache (cache.ts): with the memory
+   * limit applied (when `limits.memoryPageLimit` is set), instrumented (when `instrumented`) and
+   * compiled. When given, runWasi instantiates `prepared.module` and neither rewrites nor compiles
+   * `wasm` again: that is what makes a cached start cheap. An instrumented module was made with
+   * instrumentPreemption's default options, so the runner sets its fuel through the exported
+   * `capvisor_fuel` global after instantiation rather than through `initialFuel`. The CLI
+   * instruments exactly when the run meters (a time or gas limit, or gas/instruction statistics).
+   */
+  prepared?: PreparedModule;
+}
+
+/** A module prepared by the compiled-module cache (cache.ts). */
+export interface PreparedModule {
+  /** Compiled from the instrumented bytes. */
+  module: WebAssembly.Module;
+  /** SHA-256 (hex) of the original module bytes: the cache key. */
+  sha256: string;
+  /** Whether the module carries the fuel checks (`capvisor_fuel`, `capvisor.preempt`). */
+  instrumented: boolean;
+}
+
+export interface RunStats {
+  /** Wall time of the run (instantiate to exit), ns. */
+  totalNs: number;
+  /** Time spent in host functions (WASI), ns. */
+  hostNs: number;
+  /** Gas used: fuel checks passed (the preemption instrumentation doubles as a gas meter). */
+  gas?: number;
+  /** Instructions counted (approximated by fuel checks: loop iterations and calls). */
+  instructions?: number;
+}
+
+export interface RunResult {
+  /** proc_exit's code, 0 when _start returned; for a trap or limit, WasmEdge's non-zero code. */
+  exitCode: number;
+  /** Set when the guest trapped or a limit stopped it. */
+  trap?: { kind: string; message: string };
+  /** Reactor mode: the function's results. */
+  returns?: (number | bigint)[];
+  stats: RunStats;
+}
