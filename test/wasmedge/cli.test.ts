@@ -80,7 +80,8 @@ before(() => {
     // Rebuild only what changed: clang costs ~0.1 s per file.
     if (existsSync(app(name)) && existsSync(src) && readFileSync(src, "utf8") === c) continue;
     writeFileSync(src, c);
-    const flags = ["--target=wasm32-wasi", "-O2", "-Wl,--strip-debug", "-o", app(name), src];
+    // No --strip-debug: it also drops the name section, which `parse` shows next to each function.
+    const flags = ["--target=wasm32-wasi", "-O2", "-o", app(name), src];
     if (reactor) flags.unshift("-mexec-model=reactor");
     const r = spawnSync("clang-16", flags, { encoding: "utf8" });
     assert.equal(r.status, 0, `clang-16 ${name}: ${r.stderr}`);
