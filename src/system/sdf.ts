@@ -17,16 +17,24 @@
  * prefill file fits its region) belong to the loader.
  */
 import { readFile } from "node:fs/promises";
-import { SaxesParser } from "saxes";
+import { Attrs, declared, hex, quoteList } from "./sdf-attrs.js";
+import {
+  applyLegacyPp,
+  checkChannels,
+  checkIrqNumbers,
+  checkMapsAndSetvars,
+  checkPhysOverlap,
+  uniqueNames,
+  warnUnmappedRegions,
+} from "./sdf-checks.js";
+import { Diagnostics, sortDiagnostics } from "./sdf-diagnostics.js";
 import type {
   MapPerms,
   PageSize,
   SdfChannel,
   SdfChannelEnd,
   SdfDiagnostic,
-  SdfExtensions,
   SdfIrq,
-  SdfLocation,
   SdfMap,
   SdfMemoryRegion,
   SdfOptions,
@@ -37,6 +45,7 @@ import type {
   SdfVirtualMachine,
   SystemDescription,
 } from "./sdf-types.js";
+import { locString, parseXml, type XElement } from "./sdf-xml.js";
 
 export type * from "./sdf-types.js";
 
@@ -59,8 +68,6 @@ export const SDF_PAGE_SIZES: readonly PageSize[] = [0x1000, 0x200000];
  * occupies the highest `stack_size` bytes, so a PD's maps must end below it, as in Microkit.
  */
 export const SDF_USER_TOP = 0x8000_0000_0000;
-
-const EXT_PREFIX = "capvisor:";
 
 /** Thrown by `parseSdf` and `loadSdf` with every problem found in a description. */
 export class SdfError extends Error {
@@ -93,261 +100,13 @@ export async function loadSdf(path: string, options: SdfOptions = {}): Promise<S
 
 /** Parses and validates a description. Throws `SdfError` listing every problem. */
 export function parseSdf(xml: string, fileName: string, options: SdfOptions = {}): SystemDescription {
-  const root = parseXml(xml, fileName);
+  const parsed = parseXml(xml, fileName);
+  if (!parsed.ok) throw new SdfError([parsed.diagnostic]);
   const v = new Validator(fileName, options);
-  const sd = v.system(root);
+  const sd = v.system(parsed.root);
   if (v.errors.length > 0) throw new SdfError(sortDiagnostics(v.errors));
   sd.warnings = sortDiagnostics(v.warnings);
   return sd;
-}
-
-// ---------------------------------------------------------------------------------------------
-// XML to a small element tree with positions.
-
-interface XElement {
-  name: string;
-  attrs: Map<string, string>;
-  children: XElement[];
-  /** Non-whitespace text directly inside the element, if any. */
-  text: string;
-  loc: SdfLocation;
-}
-
-function parseXml(xml: string, file: string): XElement {
-  const lineStarts = [0];
-  for (let i = 0; i < xml.length; i++) if (xml.charCodeAt(i) === 10) lineStarts.push(i + 1);
-  const locAt = (offset: number): SdfLocation => {
-    let lo = 0;
-    let hi = lineStarts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (lineStarts[mid]! <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return { file, line: lo + 1, column: offset - lineStarts[lo]! + 1 };
-  };
-
-  const parser = new SaxesParser({ position: true });
-  const stack: XElement[] = [];
-  let root: XElement | undefined;
-  let xmlError: SdfDiagnostic | undefined;
-  let lastClosed: XElement | undefined;
-
-  parser.on("error", (e) => {
-    if (xmlError) return; // later errors are usually consequences of the first
-    const raw = e.message.replace(/^\d+:\d+: /, "").replace(/\.$/, "");
-    const top = stack[stack.length - 1];
-    let where: SdfLocation = { file, line: parser.line, column: Math.max(parser.column, 1) };
-    let hint = "fix the XML at this position";
-    const unclosed = /^unclosed tag: (.*)$/.exec(raw);
-    if (unclosed && top) {
-      where = top.loc;
-      hint = `close it with </${top.name}> or make it empty with <${top.name} ... />`;
-    } else if (raw.startsWith("unexpected close tag") && lastClosed) {
-      const close = /^<\/([^\s>]*)/.exec(xml.slice(xml.lastIndexOf("</", parser.position - 1)))?.[1] ?? "";
-      hint = `</${close}> does not match the open <${lastClosed.name}> (${locString(lastClosed.loc)}): close <${lastClosed.name}> first`;
-    }
-    xmlError = {
-      ...where,
-      element: unclosed && top ? top.name : "",
-      message: `not well-formed XML: ${raw}: ${hint}`,
-    };
-  });
-  parser.on("opentagstart", (tag) => {
-    const start = xml.lastIndexOf(`<${tag.name}`, parser.position - 1);
-    const el: XElement = {
-      name: tag.name,
-      attrs: new Map(),
-      children: [],
-      text: "",
-      loc: locAt(start < 0 ? parser.position : start),
-    };
-    const parent = stack[stack.length - 1];
-    if (parent) parent.children.push(el);
-    else root ??= el;
-    stack.push(el);
-  });
-  parser.on("opentag", (tag) => {
-    const el = stack[stack.length - 1]!;
-    for (const [k, value] of Object.entries(tag.attributes)) el.attrs.set(k, value as string);
-    if (tag.isSelfClosing) stack.pop();
-  });
-  parser.on("closetag", (tag) => {
-    if (!tag.isSelfClosing) lastClosed = stack.pop();
-  });
-  const onText = (t: string) => {
-    const top = stack[stack.length - 1];
-    if (top && t.trim() !== "") top.text += t.trim();
-  };
-  parser.on("text", onText);
-  parser.on("cdata", onText);
-
-  try {
-    parser.write(xml).close();
-  } catch (e) {
-    // saxes throws only without an error handler; keep this as a safety net
-    xmlError ??= {
-      file,
-      line: 1,
-      column: 1,
-      element: "",
-      message: `not well-formed XML: ${(e as Error).message}`,
-    };
-  }
-  if (xmlError) throw new SdfError([xmlError]);
-  if (!root) {
-    throw new SdfError([
-      {
-        file,
-        line: 1,
-        column: 1,
-        element: "",
-        message: "no root element: a description is one <system> element",
-      },
-    ]);
-  }
-  return root;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers.
-
-function locString(l: SdfLocation): string {
-  return `${l.file}:${l.line}:${l.column}`;
-}
-
-function sortDiagnostics(ds: SdfDiagnostic[]): SdfDiagnostic[] {
-  return ds
-    .map((d, i) => ({ d, i }))
-    .sort((a, b) => a.d.line - b.d.line || a.d.column - b.d.column || a.i - b.i)
-    .map((x) => x.d);
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
-
-function quoteList(names: Iterable<string>): string {
-  return [...names].join(", ");
-}
-
-/** Microkit's number syntax: decimal, or hex after a lowercase `0x`; `_` may appear anywhere. */
-function parseNumber(text: string): bigint | undefined {
-  const s = text.replaceAll("_", "");
-  if (/^0x[0-9a-fA-F]+$/.test(s)) return BigInt(s);
-  if (/^[0-9]+$/.test(s)) return BigInt(s);
-  return undefined;
-}
-
-const U64_MAX = (1n << 64n) - 1n;
-
-interface NumSpec {
-  min?: number;
-  max?: number;
-  /** Show the range in hex. */
-  hex?: boolean;
-}
-
-/** One element's attributes, read with checks; every problem goes to the validator. */
-class Attrs {
-  readonly extensions: SdfExtensions = {};
-  constructor(
-    private readonly v: Validator,
-    readonly el: XElement,
-    allowed: readonly string[],
-    extra: (name: string) => boolean = () => false,
-  ) {
-    for (const name of el.attrs.keys()) {
-      if (name.startsWith(EXT_PREFIX)) {
-        const key = name.slice(EXT_PREFIX.length);
-        if (key === "")
-          v.error(el, `attribute "${name}" has no name after the prefix: write capvisor:<name>="..."`);
-        else this.extensions[key] = el.attrs.get(name)!;
-      } else if (!allowed.includes(name) && !extra(name)) {
-        const list = allowed.length > 0 ? `allowed: ${quoteList(allowed)}` : "it takes no attributes";
-        v.error(el, `unknown attribute "${name}" (${list}): remove it or fix its name`);
-      }
-    }
-  }
-
-  error(message: string): void {
-    this.v.error(this.el, message);
-  }
-
-  has(name: string): boolean {
-    return this.el.attrs.has(name);
-  }
-
-  str(name: string): string | undefined {
-    return this.el.attrs.get(name);
-  }
-
-  required(name: string, example: string): string | undefined {
-    const value = this.el.attrs.get(name);
-    if (value === undefined)
-      this.v.error(this.el, `missing required attribute "${name}": add ${name}="${example}"`);
-    return value;
-  }
-
-  /** A name-like attribute: required and non-empty. */
-  name(name: string, example: string): string | undefined {
-    const value = this.required(name, example);
-    if (value !== undefined && value.trim() === "") {
-      this.v.error(this.el, `${name} is empty: give it a value such as ${name}="${example}"`);
-      return undefined;
-    }
-    return value;
-  }
-
-  num(name: string, spec: NumSpec = {}): number | undefined {
-    const text = this.el.attrs.get(name);
-    if (text === undefined) return undefined;
-    const big = parseNumber(text);
-    if (big === undefined) {
-      this.v.error(
-        this.el,
-        `${name} "${text}" is not a number: write it in decimal (4096) or hexadecimal with 0x (0x1000)`,
-      );
-      return undefined;
-    }
-    const show = (n: number) => (spec.hex ? hex(n) : String(n));
-    const shown = spec.hex ? `0x${big.toString(16)}` : big.toString();
-    if (big > U64_MAX) {
-      this.v.error(this.el, `${name} ${shown} does not fit in 64 bits`);
-      return undefined;
-    }
-    const tooBig = big > BigInt(Number.MAX_SAFE_INTEGER);
-    if (
-      (spec.min !== undefined && big < BigInt(spec.min)) ||
-      (spec.max !== undefined && (tooBig || big > BigInt(spec.max)))
-    ) {
-      const range =
-        spec.max === undefined
-          ? `at least ${show(spec.min!)}`
-          : `between ${show(spec.min ?? 0)} and ${show(spec.max)}`;
-      this.v.error(this.el, `${name} ${shown} is out of range: it must be ${range}`);
-      return undefined;
-    }
-    if (tooBig) {
-      this.v.error(this.el, `${name} ${shown} is too large for capvisor (limit 2^53 - 1)`);
-      return undefined;
-    }
-    return Number(big);
-  }
-
-  requiredNum(name: string, example: string, spec: NumSpec = {}): number | undefined {
-    if (this.required(name, example) === undefined) return undefined;
-    return this.num(name, spec);
-  }
-
-  bool(name: string, dflt: boolean): boolean {
-    const text = this.el.attrs.get(name);
-    if (text === undefined) return dflt;
-    if (text === "true") return true;
-    if (text === "false") return false;
-    this.v.error(this.el, `${name} "${text}" must be "true" or "false"`);
-    return dflt;
-  }
 }
 
 interface Scheduling {
@@ -356,37 +115,18 @@ interface Scheduling {
   period: number;
 }
 
-type Context = {
-  kind: "protection domain" | "virtual machine";
-  name: string;
-  maps: SdfMap[];
-  maxEnd: number;
-};
-
 // ---------------------------------------------------------------------------------------------
 // The validator: builds the typed description and records every problem.
 
-class Validator {
-  readonly errors: SdfDiagnostic[] = [];
-  readonly warnings: SdfDiagnostic[] = [];
+class Validator extends Diagnostics {
   /** PDs carrying the pre-2.0 pp attribute. */
   private readonly legacyPp = new Set<SdfProtectionDomain>();
 
   constructor(
     readonly file: string,
     readonly options: SdfOptions,
-  ) {}
-
-  error(el: XElement | { loc: SdfLocation; name: string }, message: string): void {
-    this.errors.push({ ...el.loc, element: el.name, message });
-  }
-
-  errorAt(loc: SdfLocation, element: string, message: string): void {
-    this.errors.push({ ...loc, element, message });
-  }
-
-  warn(loc: SdfLocation, element: string, message: string): void {
-    this.warnings.push({ ...loc, element, message });
+  ) {
+    super();
   }
 
   private checkText(el: XElement): void {
@@ -474,79 +214,24 @@ class Validator {
       );
     }
 
-    const pdByName = this.uniqueNames(all, "protection_domain", "protection domain");
-    const mrByName = this.uniqueNames(sd.memoryRegions, "memory_region", "memory region");
+    const pdByName = uniqueNames(this, all, "protection_domain", "protection domain");
+    const mrByName = uniqueNames(this, sd.memoryRegions, "memory_region", "memory region");
     const vms = all.flatMap((pd) => (pd.virtualMachine ? [pd.virtualMachine] : []));
-    this.uniqueNames(vms, "virtual_machine", "virtual machine");
+    uniqueNames(this, vms, "virtual_machine", "virtual machine");
 
-    this.checkPhysOverlap(sd.memoryRegions);
-    this.checkIrqNumbers(all);
+    checkPhysOverlap(this, sd.memoryRegions);
+    checkIrqNumbers(this, all);
 
     for (const el of channelEls) {
       const ch = this.channel(el, pdByName);
       if (ch) sd.channels.push(ch);
     }
-    this.applyLegacyPp(sd.channels, pdByName);
-    this.checkChannels(all, sd.channels, pdByName);
+    applyLegacyPp(sd.channels, pdByName, this.legacyPp);
+    checkChannels(this, all, sd.channels, pdByName);
 
-    // Maps and setvars against the memory regions.
-    for (const pd of all) {
-      this.checkMaps(mrByName, {
-        kind: "protection domain",
-        name: pd.name,
-        maps: pd.maps,
-        maxEnd: SDF_USER_TOP - pd.stackSize,
-      });
-      if (pd.virtualMachine) {
-        const vm = pd.virtualMachine;
-        this.checkMaps(mrByName, {
-          kind: "virtual machine",
-          name: vm.name,
-          maps: vm.maps,
-          maxEnd: SDF_USER_TOP,
-        });
-      }
-      for (const sv of pd.setvars) {
-        if (sv.kind === "paddr" && !mrByName.has(sv.region))
-          this.errorAt(
-            sv.loc,
-            "setvar",
-            `memory region "${sv.region}" does not exist (${declared(mrByName)})`,
-          );
-      }
-    }
-
-    const used = new Set(
-      all.flatMap((pd) => [...pd.maps, ...(pd.virtualMachine?.maps ?? [])].map((m) => m.mr)),
-    );
-    for (const mr of sd.memoryRegions) {
-      if (!used.has(mr.name))
-        this.warn(
-          mr.loc,
-          "memory_region",
-          `memory region "${mr.name}" is not mapped by any protection domain`,
-        );
-    }
+    checkMapsAndSetvars(this, all, mrByName, SDF_USER_TOP);
+    warnUnmappedRegions(this, all, sd.memoryRegions);
     return sd;
-  }
-
-  private uniqueNames<T extends { name: string; loc: SdfLocation }>(
-    items: T[],
-    element: string,
-    what: string,
-  ): Map<string, T> {
-    const byName = new Map<string, T>();
-    for (const it of items) {
-      const first = byName.get(it.name);
-      if (first)
-        this.errorAt(
-          it.loc,
-          element,
-          `${what} name "${it.name}" is already used at ${locString(first.loc)}: names must be unique, rename one`,
-        );
-      else byName.set(it.name, it);
-    }
-    return byName;
   }
 
   // -- protection domains ---------------------------------------------------------------------
@@ -884,83 +569,7 @@ class Validator {
     };
   }
 
-  private checkPhysOverlap(mrs: SdfMemoryRegion[]): void {
-    const placed: SdfMemoryRegion[] = [];
-    for (const mr of mrs) {
-      if (mr.physAddr === undefined) continue;
-      const start = mr.physAddr;
-      const end = start + mr.size;
-      const other = placed.find((o) => start < o.physAddr! + o.size && o.physAddr! < end);
-      if (other)
-        this.errorAt(
-          mr.loc,
-          "memory_region",
-          `memory region "${mr.name}" physical address range [${hex(start)}..${hex(end)}) overlaps memory region "${other.name}" [${hex(other.physAddr!)}..${hex(other.physAddr! + other.size)}) (${locString(other.loc)}): move one of them`,
-        );
-      placed.push(mr);
-    }
-  }
-
-  private checkMaps(mrs: Map<string, SdfMemoryRegion>, ctx: Context): void {
-    const placed: { m: SdfMap; start: number; end: number }[] = [];
-    for (const m of ctx.maps) {
-      const mr = mrs.get(m.mr);
-      if (!mr) {
-        this.errorAt(m.loc, "map", `memory region "${m.mr}" does not exist (${declared(mrs)})`);
-        continue;
-      }
-      if (m.vaddr % mr.pageSize !== 0) {
-        this.errorAt(
-          m.loc,
-          "map",
-          `vaddr ${hex(m.vaddr)} is not aligned to the page size ${hex(mr.pageSize)} of memory region "${mr.name}": use a multiple of ${hex(mr.pageSize)}`,
-        );
-        continue;
-      }
-      const start = m.vaddr;
-      const end = start + mr.size;
-      if (end > ctx.maxEnd) {
-        const what =
-          ctx.kind === "protection domain"
-            ? `the bottom of the stack of protection domain "${ctx.name}"`
-            : "the top of the address space";
-        this.errorAt(
-          m.loc,
-          "map",
-          `"${mr.name}" at [${hex(start)}..${hex(end)}) ends above ${hex(ctx.maxEnd)}, ${what}: map it lower`,
-        );
-        continue;
-      }
-      const other = placed.find((p) => start < p.end && p.start < end);
-      if (other) {
-        this.errorAt(
-          m.loc,
-          "map",
-          `"${m.mr}" at [${hex(start)}..${hex(end)}) overlaps "${other.m.mr}" at [${hex(other.start)}..${hex(other.end)}) (${locString(other.m.loc)}) in ${ctx.kind} "${ctx.name}": move one of them`,
-        );
-        continue;
-      }
-      placed.push({ m, start, end });
-    }
-  }
-
   // -- IRQs and channels ----------------------------------------------------------------------
-
-  private checkIrqNumbers(pds: SdfProtectionDomain[]): void {
-    const seen = new Map<number, { pd: SdfProtectionDomain; irq: SdfIrq }>();
-    for (const pd of pds) {
-      for (const irq of pd.irqs) {
-        const first = seen.get(irq.irq);
-        if (first)
-          this.errorAt(
-            irq.loc,
-            "irq",
-            `IRQ ${irq.irq} is already used by protection domain "${first.pd.name}" (${locString(first.irq.loc)}): an interrupt goes to one PD only`,
-          );
-        else seen.set(irq.irq, { pd, irq });
-      }
-    }
-  }
 
   private channel(el: XElement, pds: Map<string, SdfProtectionDomain>): SdfChannel | undefined {
     const a = new Attrs(this, el, []);
@@ -1019,112 +628,4 @@ class Validator {
     if (pd === undefined || id === undefined) return undefined;
     return { pd, id, pp, notify, ppFromLegacy: false, extensions: a.extensions, loc: el.loc };
   }
-
-  /** The pre-2.0 form: `pp="true"` on a PD lets the other end of each of its channels call it. */
-  private applyLegacyPp(channels: SdfChannel[], pds: Map<string, SdfProtectionDomain>): void {
-    if (this.legacyPp.size === 0) return;
-    for (const ch of channels) {
-      const [e0, e1] = ch.ends;
-      if (e0.pp || e1.pp) continue;
-      const p0 = pds.get(e0.pd)!;
-      const p1 = pds.get(e1.pd)!;
-      const callee0 = this.legacyPp.has(p0);
-      const callee1 = this.legacyPp.has(p1);
-      let caller: SdfChannelEnd | undefined;
-      if (callee0 && callee1) caller = p0.priority < p1.priority ? e0 : e1;
-      else if (callee1) caller = e0;
-      else if (callee0) caller = e1;
-      if (caller) {
-        caller.pp = true;
-        caller.ppFromLegacy = true;
-      }
-    }
-  }
-
-  private checkChannels(
-    pds: SdfProtectionDomain[],
-    channels: SdfChannel[],
-    byName: Map<string, SdfProtectionDomain>,
-  ): void {
-    // Ids: a PD's IRQ ids and channel ids share one space.
-    const ids = new Map<SdfProtectionDomain, Map<number, { element: string; loc: SdfLocation }>>();
-    const idsOf = (pd: SdfProtectionDomain) => {
-      let m = ids.get(pd);
-      if (!m) {
-        m = new Map();
-        ids.set(pd, m);
-      }
-      return m;
-    };
-    const claim = (pd: SdfProtectionDomain, id: number, element: string, loc: SdfLocation) => {
-      const m = idsOf(pd);
-      const first = m.get(id);
-      if (first) {
-        this.errorAt(
-          loc,
-          element,
-          `id ${id} of protection domain "${pd.name}" is already used by the <${first.element}> at ${locString(first.loc)}: channel and IRQ ids must be unique per PD, pick another`,
-        );
-        return;
-      }
-      m.set(id, { element, loc });
-    };
-    for (const pd of pds) for (const irq of pd.irqs) claim(pd, irq.id, "irq", irq.loc);
-
-    const calls = new Map<string, { callee: string; end: SdfChannelEnd }[]>();
-    for (const ch of channels) {
-      for (const e of ch.ends) claim(byName.get(e.pd)!, e.id, "end", e.loc);
-      const [e0, e1] = ch.ends;
-      for (const [caller, callee] of [
-        [e0, e1],
-        [e1, e0],
-      ] as const) {
-        if (!caller.pp) continue;
-        const from = byName.get(caller.pd)!;
-        const to = byName.get(callee.pd)!;
-        if (from.priority >= to.priority) {
-          const origin = caller.ppFromLegacy ? ` (from pp="true" on protection domain "${to.name}")` : "";
-          this.errorAt(
-            caller.loc,
-            "end",
-            `pp="true"${origin} lets "${from.name}" (priority ${from.priority}) call "${to.name}" (priority ${to.priority}), but protected calls must go to a PD of strictly higher priority: raise "${to.name}" above ${from.priority} or drop pp`,
-          );
-        }
-        const list = calls.get(from.name) ?? [];
-        calls.set(from.name, list);
-        list.push({ callee: to.name, end: caller });
-      }
-    }
-    this.checkCallCycles(calls);
-  }
-
-  /** The pp call graph must be acyclic (strict priorities imply it; checked on its own anyway). */
-  private checkCallCycles(calls: Map<string, { callee: string; end: SdfChannelEnd }[]>): void {
-    const state = new Map<string, "active" | "done">();
-    const path: string[] = [];
-    const visit = (pd: string) => {
-      state.set(pd, "active");
-      path.push(pd);
-      for (const { callee, end } of calls.get(pd) ?? []) {
-        const s = state.get(callee);
-        if (s === "active") {
-          const cycle = [...path.slice(path.indexOf(callee)), callee].join(" -> ");
-          this.errorAt(
-            end.loc,
-            "end",
-            `protected calls form a cycle ${cycle}: the pp call graph must be acyclic, remove pp from one of these ends`,
-          );
-        } else if (s === undefined) visit(callee);
-      }
-      path.pop();
-      state.set(pd, "done");
-    };
-    for (const pd of calls.keys()) if (!state.has(pd)) visit(pd);
-  }
-}
-
-function declared(byName: Map<string, unknown>, what = "regions"): string {
-  return byName.size === 0
-    ? `no ${what === "regions" ? "memory regions" : what} are declared`
-    : `declared ${what}: ${quoteList(byName.keys())}`;
 }
