@@ -18,3 +18,5 @@ for src in "$ROOT"/examples/*/*.c; do
 done
 # The AssemblyScript examples (npm packages only).
 "$ROOT/scripts/build-as-examples.sh"
+# The WASI applications for `capvisor run` (build/examples/wasi/).
+"$ROOT/scripts/build-wasi-examples.sh"

@@ -2,8 +2,9 @@
  * The WASI preview1 host: the state of one guest application (its fd table, arguments,
  * environment, stdio) and the `wasi_snapshot_preview1` import object.
  *
- * The fd_* calls live here, path_* in path.ts, clocks / poll / random / proc / sock in misc.ts.
- * Files are reached only through the FileServer's request API. Every call checks, in the spec's
+ * The fd_* calls live here, path_* in path.ts, clocks / poll / random / proc in misc.ts, sockets in
+ * sock.ts. Files are reached only through the FileServer's request API, sockets only through the
+ * network server's (`net`), both possibly across a thread boundary (appworker.ts). Every call checks, in the spec's
  * order: the fd exists (EBADF), the fd holds the rights the call needs (ENOTCAPABLE), then what the
  * object is (EISDIR, ENOTDIR, ESPIPE ...). A guest pointer outside linear memory gives EFAULT.
  *
@@ -14,6 +15,7 @@ import type { DirEntry, FileServer, FileStat } from "../fileserver.js";
 import { E, FDFLAGS, FT, R, RIGHTS_DIR, RIGHTS_FILE, RIGHTS_MUTATING, WHENCE } from "./constants.js";
 import { miscImports } from "./misc.js";
 import { pathImports } from "./path.js";
+import { type NetClient, sockClose, sockImports, sockRead, sockWrite } from "./sock.js";
 
 /** Thrown by proc_exit: unwinds the guest; the runner turns it into the exit code. */
 export class WasiExit extends Error {
@@ -23,8 +25,8 @@ export class WasiExit extends Error {
 }
 
 export interface FdEntry {
-  kind: "stdin" | "stdout" | "stderr" | "file" | "dir";
-  /** FileServer handle (-1 for stdio). */
+  kind: "stdin" | "stdout" | "stderr" | "file" | "dir" | "socket";
+  /** FileServer handle (-1 for stdio), or the network server's handle for a socket. */
   handle: number;
   filetype: number;
   rightsBase: bigint;
@@ -59,10 +61,12 @@ export class WasiHost {
   memory: WebAssembly.Memory | null = null;
   readonly fds = new Map<number, FdEntry>();
   stdinPos = 0;
+  /** The network server; without one the socket calls answer ENOSYS. */
+  net: NetClient | null = null;
 
   constructor(
     readonly cfg: WasiConfig,
-    readonly fs: FileServer,
+    readonly fs: Pick<FileServer, "call">,
   ) {
     const stdio = (kind: FdEntry["kind"], rw: bigint): FdEntry => ({
       kind,
@@ -161,6 +165,7 @@ export class WasiHost {
       return out;
     }
     if (e.kind === "dir") throw new Errno(E.ISDIR);
+    if (e.kind === "socket") return sockRead(this, e, len);
     const data = this.ok(this.fs.call({ op: "read", handle: e.handle, pos: pos ?? e.pos, len })).data;
     if (pos === null) e.pos += BigInt(data.length);
     return data;
@@ -172,6 +177,7 @@ export class WasiHost {
       return data.length;
     }
     if (e.kind === "dir") throw new Errno(E.ISDIR);
+    if (e.kind === "socket") return sockWrite(this, e, data);
     const append = pos === null && (e.fdflags & FDFLAGS.APPEND) !== 0;
     const sync = (e.fdflags & (FDFLAGS.SYNC | FDFLAGS.DSYNC)) !== 0;
     const r = this.ok(
@@ -251,8 +257,7 @@ export class WasiHost {
         return E.SUCCESS;
       },
       fd_close: (fd) => {
-        const e = this.fd(n(fd), 0n);
-        if (e.handle >= 0) this.fs.call({ op: "close", handle: e.handle });
+        this.closeEntry(this.fd(n(fd), 0n));
         this.fds.delete(n(fd));
         return E.SUCCESS;
       },
@@ -260,7 +265,7 @@ export class WasiHost {
         const e = this.fd(n(from), 0n);
         const t = this.fd(n(to), 0n);
         if (n(from) === n(to)) return E.SUCCESS;
-        if (t.handle >= 0) this.fs.call({ op: "close", handle: t.handle });
+        this.closeEntry(t);
         this.fds.set(n(to), e);
         this.fds.delete(n(from));
         return E.SUCCESS;
@@ -306,7 +311,7 @@ export class WasiHost {
       fd_filestat_set_times: (fd, atim, mtim, flags) => {
         const e = this.fd(n(fd), R.FD_FILESTAT_SET_TIMES);
         if (!validTimeFlags(n(flags))) return E.INVAL;
-        if (e.handle < 0) return E.SUCCESS; // stdio: nothing on disk to touch
+        if (e.handle < 0 || e.kind === "socket") return E.SUCCESS; // nothing on disk to touch
         this.ok(
           this.fs.call({ op: "futimes", handle: e.handle, atim: b(atim), mtim: b(mtim), flags: n(flags) }),
         );
@@ -348,8 +353,14 @@ export class WasiHost {
     };
   }
 
+  /** Releases what an fd entry holds in its server. */
+  private closeEntry(e: FdEntry): void {
+    if (e.kind === "socket") sockClose(this, e);
+    else if (e.handle >= 0) this.fs.call({ op: "close", handle: e.handle });
+  }
+
   statFd(e: FdEntry): FileStat {
-    if (e.handle < 0) {
+    if (e.handle < 0 || e.kind === "socket") {
       return { dev: 0n, ino: 0n, filetype: e.filetype, nlink: 1n, size: 0n, atim: 0n, mtim: 0n, ctim: 0n };
     }
     return this.ok(this.fs.call({ op: "fstat", handle: e.handle })).stat;
@@ -357,7 +368,8 @@ export class WasiHost {
 
   private sync(fd: number, right: bigint, dataOnly: boolean): number {
     const e = this.fd(fd, right);
-    if (e.handle < 0) return E.INVAL; // a terminal cannot be synced (fsync(2) says EINVAL)
+    // A terminal or a socket cannot be synced (fsync(2) says EINVAL).
+    if (e.handle < 0 || e.kind === "socket") return E.INVAL;
     this.ok(this.fs.call({ op: "fsync", handle: e.handle, dataOnly }));
     return E.SUCCESS;
   }
@@ -395,7 +407,12 @@ export class WasiHost {
 
   /** The `wasi_snapshot_preview1` import object; `wrap` surrounds every call (errors, timing). */
   imports(wrap: (name: string, fn: HostFn) => HostFn): Record<string, HostFn> {
-    const all: Record<string, HostFn> = { ...this.fdFns(), ...pathImports(this), ...miscImports(this) };
+    const all: Record<string, HostFn> = {
+      ...this.fdFns(),
+      ...pathImports(this),
+      ...miscImports(this),
+      ...sockImports(this),
+    };
     const out: Record<string, HostFn> = {};
     for (const [name, fn] of Object.entries(all)) out[name] = wrap(name, guard(fn));
     return out;

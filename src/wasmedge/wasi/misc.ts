@@ -1,13 +1,10 @@
 /**
- * WASI args, environ, clocks, random, poll_oneoff, proc_*, sched_yield and sock_*.
- *
- * Sockets are a later slice: the preview1 sock_* calls answer EBADF for a closed fd and ENOTSOCK
- * for any other (no fd can be a socket yet), and WasmEdge's socket extension (sock_open, bind,
- * listen, connect, getaddrinfo ...) answers ENOSYS, so modules that import them still link.
+ * WASI args, environ, clocks, random, poll_oneoff, proc_* and sched_yield (sockets: sock.ts).
  */
 import { randomFillSync } from "node:crypto";
 import { CLOCK, E, EVENT, R, SUBSCRIPTION_CLOCK_ABSTIME } from "./constants.js";
 import { type HostFn, WasiExit, type WasiHost } from "./host.js";
+import { pollSockets } from "./sock.js";
 
 const utf8 = new TextEncoder();
 
@@ -64,10 +61,6 @@ export function miscImports(h: WasiHost): Record<string, HostFn> {
   const n = (x: number | bigint) => Number(x);
   const args = h.cfg.args;
   const env = h.cfg.env.map(([k, v]) => `${k}=${v}`);
-  const notSocket = (fd: number | bigint) => {
-    h.fd(n(fd), 0n);
-    return E.NOTSOCK;
-  };
   const nosys = () => E.NOSYS;
 
   return {
@@ -99,21 +92,6 @@ export function miscImports(h: WasiHost): Record<string, HostFn> {
     proc_raise: nosys,
     poll_oneoff: (inPtr, outPtr, count, neventsPtr) =>
       pollOneoff(h, n(inPtr), n(outPtr), n(count), n(neventsPtr)),
-    sock_accept: (fd) => notSocket(fd),
-    sock_recv: (fd) => notSocket(fd),
-    sock_send: (fd) => notSocket(fd),
-    sock_shutdown: (fd) => notSocket(fd),
-    sock_open: nosys,
-    sock_bind: nosys,
-    sock_listen: nosys,
-    sock_connect: nosys,
-    sock_recv_from: nosys,
-    sock_send_to: nosys,
-    sock_getaddrinfo: nosys,
-    sock_getlocaladdr: nosys,
-    sock_getpeeraddr: nosys,
-    sock_setsockopt: nosys,
-    sock_getsockopt: nosys,
   };
 }
 
@@ -128,8 +106,10 @@ interface Ev {
  * poll_oneoff. Subscriptions are 48 bytes (userdata u64, tag u8 at 8, union at 16: clock = id u32,
  * timeout u64 at 24, precision u64 at 32, flags u16 at 40; fd_readwrite = fd u32); events are 32
  * bytes (userdata u64, error u16 at 8, type u8 at 10, nbytes u64 at 16, flags u16 at 24).
- * Files, stdin and stdout are always ready (a regular file never blocks); when no fd event is
- * ready the call sleeps until the earliest clock, then reports every clock that has expired.
+ * Files, stdin and stdout are always ready (a regular file never blocks); sockets are asked of the
+ * network server. When no fd event is ready the call waits for a socket to become ready or the
+ * earliest clock, in slices (so that a time limit still stops the run), then reports every ready
+ * socket and every clock that has expired.
  */
 function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, neventsPtr: number): number {
   if (count === 0) return E.INVAL;
@@ -138,6 +118,7 @@ function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, n
   h.bytes(outPtr, 32 * count);
   const ready: Ev[] = [];
   const clocks: { userdata: bigint; id: number; deadline: bigint }[] = [];
+  const socks: { userdata: bigint; type: number; handle: number }[] = [];
   for (let i = 0; i < count; i++) {
     const s = inPtr + 48 * i;
     const userdata = v.getBigUint64(s, true);
@@ -155,6 +136,8 @@ function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, n
       if (!e) ready.push({ userdata, error: E.BADF, type: tag, nbytes: 0n });
       else if ((e.rightsBase & R.POLL_FD_READWRITE) === 0n) {
         ready.push({ userdata, error: E.NOTCAPABLE, type: tag, nbytes: 0n });
+      } else if (e.kind === "socket") {
+        socks.push({ userdata, type: tag, handle: e.handle });
       } else {
         let nbytes = 0n;
         if (tag === EVENT.FD_READ) {
@@ -170,14 +153,32 @@ function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, n
       return E.INVAL;
     }
   }
-  if (ready.length === 0 && clocks.length > 0) {
-    // Sleep until the earliest clock, in slices, so that a time limit still stops the run.
+  /** Adds the ready sockets' events; says whether there were any. */
+  const socketsReady = (timeoutMs: number): boolean => {
+    const reads = socks.filter((s) => s.type === EVENT.FD_READ).map((s) => s.handle);
+    const writes = socks.filter((s) => s.type === EVENT.FD_WRITE).map((s) => s.handle);
+    const r = pollSockets(h, reads, writes, timeoutMs);
+    let any = false;
+    for (const s of socks) {
+      const list = s.type === EVENT.FD_READ ? r.readable : r.writable;
+      if (list.includes(s.handle)) {
+        ready.push({ userdata: s.userdata, error: E.SUCCESS, type: s.type, nbytes: 0n });
+        any = true;
+      }
+    }
+    return any;
+  };
+  if (socks.length > 0) socketsReady(0);
+  if (ready.length === 0 && (clocks.length > 0 || socks.length > 0)) {
+    // Wait for the earliest clock or a socket, in slices, so that a time limit still stops the run.
     for (;;) {
       const waits = clocks.map((c) => Number(c.deadline - (clockNow(c.id) ?? 0n)) / 1e6);
       const wait = Math.min(...waits);
       if (wait <= 0) break;
       const limit = h.cfg.deadline ? h.cfg.deadline() - performance.now() : Number.POSITIVE_INFINITY;
-      sleepMs(Math.min(wait, Math.max(limit, 0) + 1, 50));
+      const slice = Math.min(wait, Math.max(limit, 0) + 1, 50);
+      if (socks.length === 0) sleepMs(slice);
+      else if (socketsReady(slice)) break;
     }
   }
   for (const c of clocks) {
