@@ -83,7 +83,14 @@ before(() => {
     // No --strip-debug: it also drops the name section, which `parse` shows next to each function.
     const flags = ["--target=wasm32-wasi", "-O2", "-o", app(name), src];
     if (reactor) flags.unshift("-mexec-model=reactor");
-    const r = spawnSync("clang-16", flags, { encoding: "utf8" });
+    // Under npm, PATH starts with node_modules/.bin, which holds binaryen's wasm-opt; clang runs
+    // any wasm-opt it finds after linking at -O2, and wasm-opt drops the name section. Build the
+    // same way whoever runs the tests: without it.
+    const PATH = (process.env.PATH ?? "")
+      .split(":")
+      .filter((d) => !d.endsWith("node_modules/.bin"))
+      .join(":");
+    const r = spawnSync("clang-16", flags, { encoding: "utf8", env: { ...process.env, PATH } });
     assert.equal(r.status, 0, `clang-16 ${name}: ${r.stderr}`);
   }
   writeFileSync(app("invalid"), INVALID);
