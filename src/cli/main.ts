@@ -21,6 +21,10 @@ commands:
                               results), --time-limit MS, --gas-limit N, --memory-page-limit N,
                               --enable-time-measuring, --enable-gas-measuring,
                               --enable-instruction-count, --enable-all-statistics
+  verify <system> [--policy p.yaml]
+                              compute the authority between the PDs of a system description from
+                              the capabilities the loader gives them; print the flow matrix, or
+                              check a policy (exit 0 all PROVED, 1 a COUNTEREXAMPLE, 2 bad input)
   validate app.wasm           validate a module (exit 0 when valid, else what and where)
   parse app.wasm              parse a module without validating it and list its sections
   version                     print the version
@@ -148,6 +152,11 @@ switch (cmd) {
   case "run":
     exitFlushed(await runCommand(rest));
     break;
+  case "verify": {
+    const { verifyCommand } = await import("../verify/command.js");
+    exitFlushed(await verifyCommand(rest));
+    break;
+  }
   case "validate":
     exitFlushed(validateCommand(rest));
     break;
