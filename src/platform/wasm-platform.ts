@@ -307,6 +307,9 @@ export class WasmPlatform {
       for (let c = 0; c < this.k.nodes.length; c++) if (this.dispatch(c)) again = true;
       if (!again) return;
     }
+    // Still work to do (native threads making many syscalls in a row, e.g. a runtime PD and its
+    // file server): continue after the event loop has had its turn instead of dropping it.
+    setImmediate(() => this.afterEntry());
   }
 
   /** Make core c run the kernel's current thread. Returns true when it entered the kernel. */

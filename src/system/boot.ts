@@ -7,12 +7,14 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { bootKernel } from "../kernel/core/boot.js";
 import type { Kernel } from "../kernel/state.js";
+import { ThreadState } from "../kernel/types.js";
 import { runSync, SyncThread } from "../pd/syncthread.js";
 import { instrumentPreemption } from "../pd/wasm/instrument.js";
 import { leBytes, type SetVar, type SharedMapping } from "../platform/channel.js";
 import { type PDProgram, type PlatformOptions, WasmPlatform } from "../platform/wasm-platform.js";
 import { buildSystem, LoadError, type LoadedSystem } from "./loader.js";
 import { monitor } from "./monitor.js";
+import { buildRuntimePDs, isRuntimePD, type RuntimePD, runtimeConfigs } from "./runtime-pd.js";
 import { loadSdf } from "./sdf.js";
 import type { SdfProtectionDomain, SystemDescription } from "./sdf-types.js";
 
@@ -33,6 +35,8 @@ export interface BootedSystem {
   kernel: Kernel;
   platform: WasmPlatform;
   loaded: LoadedSystem;
+  /** The WasmEdge runtime PDs (runtime-pd.ts), with their file-server PDs. */
+  runtimes: RuntimePD[];
   /** Each PD's name, kernel thread state and core. */
   status(): { name: string; state: string; core: number }[];
   stop(): Promise<void>;
@@ -94,8 +98,10 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
     if (pd.cpu >= cores)
       throw new LoadError(`PD "${pd.name}" asks for cpu ${pd.cpu}, but the system has ${cores} core(s)`);
 
+  const runtimeConfig = runtimeConfigs(sys);
   step(`loading and instrumenting ${sys.allProtectionDomains.length} program image(s)`);
-  const images = sys.allProtectionDomains.map((pd) => loadProgram(sys, pd));
+  // A runtime PD's program_image is its first application, run by the runtime, not a PD program.
+  const images = sys.allProtectionDomains.map((pd) => (isRuntimePD(pd) ? null : loadProgram(sys, pd)));
 
   // One shared backing per memory region; every PD that maps it sees it at its own vaddr.
   const backing = new Map<string, SharedArrayBuffer>();
@@ -116,6 +122,8 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
     ...(opts.onEvent !== undefined ? { onEvent: opts.onEvent } : {}),
   });
   const entries = sys.allProtectionDomains.map((pd, i) => {
+    // Entry 0 belongs to no program: a runtime PD's thread runs natively (runtime-pd.ts).
+    if (images[i] === null) return 0;
     const maps: SharedMapping[] = pd.maps.map((m) => {
       const mr = sys.memoryRegions.find((r) => r.name === m.mr)!;
       if (m.vaddr + mr.size > 2 ** 32)
@@ -150,6 +158,18 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
     buildSystem(root, k, sys, (_pd, i) => entries[i]!),
     () => platform.now(),
   );
+  const runtimes = runSync(
+    k,
+    root,
+    buildRuntimePDs(root, k, sys, loaded, runtimeConfig, {
+      onLine: (pd, line) => opts.onLine?.(pd, line),
+      onEvent: (pd, msg) => opts.onEvent?.(pd, msg),
+      raise: (line) => platform.raise(line),
+      native: (tcb, gen) => platform.native(tcb, gen),
+      context: (tcb) => new SyncThread(tcb),
+    }),
+    () => platform.now(),
+  );
   platform.native(
     k.rootThread,
     monitor(root, loaded, (pd, msg) => opts.onEvent?.(pd, msg)),
@@ -162,7 +182,14 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
     kernel: k,
     platform,
     loaded,
-    status: () => platform.status(),
+    runtimes,
+    // Native threads (runtime PDs and their file servers) have no worker: read their TCBs.
+    status: () => [
+      ...platform.status(),
+      ...runtimes.flatMap((r) =>
+        [r.tcb, r.fileServerTcb].map((t) => ({ name: t.name, state: ThreadState[t.state]!, core: t.core })),
+      ),
+    ],
     stop: () => platform.stop(),
   };
 }

@@ -78,15 +78,20 @@ export interface LoadedPD {
   tcbCap: number;
   scCap: number;
   ntfnCap: number;
+  /** Root-CNode cptrs of its CNode (guarded) and VSpace, for what is built after (runtime-pd.ts). */
+  cnodeCap: number;
+  vspaceCap: number;
 }
 
 export interface LoadedSystem {
   pds: LoadedPD[];
   monitorEp: number;
   monitorReply: number;
+  /** The root task's allocator, for objects built after the PDs (runtime-pd.ts). */
+  alloc: Allocator;
 }
 
-function check(step: string, pd: string, err: SeL4Error): void {
+export function check(step: string, pd: string, err: SeL4Error): void {
   if (err !== SeL4Error.NoError)
     throw new LoadError(
       `building PD "${pd}": ${step} failed with seL4_${SeL4Error[err]}; the system may be too large for the kernel's memory`,
@@ -94,7 +99,7 @@ function check(step: string, pd: string, err: SeL4Error): void {
 }
 
 /** seL4_CNode_CapData_new(guard, guardSize) on 64-bit: guard above bit 6, its size below. */
-function cnodeCapData(guard: number, guardSize: number): number {
+export function cnodeCapData(guard: number, guardSize: number): number {
   return guard * 64 + guardSize;
 }
 
@@ -367,9 +372,18 @@ export function* buildSystem(
     yield* seL4_DebugNameThread(u, o.tcb, pd.name);
     // The TCB object itself, for status displays (inspection only; the kernel is changed by syscalls).
     const tcb = k.rootCNode.slot(o.tcb).cap.obj as TCB;
-    loaded.push({ pd, index: i, tcb, tcbCap: o.tcb, scCap: o.sc, ntfnCap: o.ntfn });
+    loaded.push({
+      pd,
+      index: i,
+      tcb,
+      tcbCap: o.tcb,
+      scCap: o.sc,
+      ntfnCap: o.ntfn,
+      cnodeCap: o.cnode,
+      vspaceCap: o.vspace,
+    });
   }
   for (const l of loaded)
     check("starting it", l.pd.name, yield* startThread(u, l.tcbCap, entryOf(l.pd, l.index)));
-  return { pds: loaded, monitorEp, monitorReply };
+  return { pds: loaded, monitorEp, monitorReply, alloc: a };
 }

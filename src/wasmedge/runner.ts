@@ -53,7 +53,7 @@ export async function runWasi(wasm: Uint8Array, opts: RunOptions): Promise<RunRe
 
   let module: WebAssembly.Module;
   let sigs: Map<string, FuncSig>;
-  let fs: FileServer;
+  let fs: FileServer | null;
   try {
     let bytes = wasm;
     sigs = exportedFunctions(bytes);
@@ -72,7 +72,7 @@ export async function runWasi(wasm: Uint8Array, opts: RunOptions): Promise<RunRe
       }
       module = await WebAssembly.compile(bytes);
     }
-    fs = new FileServer(opts.preopens);
+    fs = opts.fileService !== undefined ? null : new FileServer(opts.preopens);
   } catch (e) {
     return failure(e);
   }
@@ -91,13 +91,13 @@ export async function runWasi(wasm: Uint8Array, opts: RunOptions): Promise<RunRe
         metering,
         sigs,
       },
-      { fs, net },
+      { fs: fs ?? opts.fileService!, net },
       opts,
     );
     r.stats.totalNs = totalNs();
     return r;
   } finally {
-    fs.closeAll();
+    fs?.closeAll();
     net.closeAll();
   }
 }

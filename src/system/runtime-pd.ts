@@ -1,0 +1,452 @@
+/**
+ * The WasmEdge runtime PD inside a system description (issue 4): a protection domain declared
+ * like any other, whose configuration is its applications and preopens.
+ *
+ *   <protection_domain name="runtime" priority="50" capvisor:runtime="wasmedge"
+ *       capvisor:apps="hello.wasm a b; cat.wasm /data/greeting.txt"
+ *       capvisor:dirs="/data:./data,/ro:./ro:readonly"
+ *       capvisor:env="GREETING=hi LANG=C">
+ *     <program_image path="hello.wasm" />
+ *   </protection_domain>
+ *
+ * - `capvisor:runtime="wasmedge"` makes the PD a runtime PD (the only runtime so far).
+ * - `capvisor:apps`: applications separated by `;`, each a command line separated by spaces: the
+ *   module (a path relative to the description) then its arguments. argv[0] is the module path as
+ *   written, as the wasmedge CLI gives it. Applications start together when the PD first runs,
+ *   each in its own app worker (src/wasmedge/appworker.ts), and are named by their module's base
+ *   name without `.wasm` (`hello`, then `hello-2` for a second one).
+ * - `capvisor:dirs`: preopens separated by `,`, each `guest:host` or `guest:host:readonly`
+ *   (`--dir` of the CLI); `guest` is absolute, `host` a directory relative to the description.
+ * - `capvisor:env`: `K=V` pairs separated by spaces, for every application.
+ * - `<program_image>` names the first application's module (it is what Microkit's validator
+ *   checks exists). Without `capvisor:apps` the PD runs that module alone, without arguments;
+ *   with it, the first application must be that module.
+ * A runtime PD has no maps, irqs, channels, children or virtual machine, and is not passive (its
+ * only authority is what the loader gives it, below). Bad configuration is a LoadError
+ * `file:line:column: <protection_domain>: what is wrong; what to do`.
+ *
+ * What the loader builds for a runtime PD (besides what every PD gets: slot 1 its notification,
+ * slot 4 its Reply, slot 5 the monitor endpoint):
+ *   slot RUNTIME_FS_EP   a badged endpoint cap (Write | GrantReply) to its file-server PD
+ *                        (fileserver-pd.ts), the only way its applications reach files;
+ *   slot RUNTIME_WAKE    the IRQHandler of a spare interrupt line bound to its notification
+ *                        (badge WAKE_BADGE): the doorbell of its request queue (below).
+ * Both PDs are native threads (WasmPlatform.native): their code runs in the main thread.
+ *
+ * The request queue. An application's file request arrives asynchronously, in the app channel's
+ * service callback (service.ts), but a syscall can only be made by the runtime PD's thread when
+ * the kernel runs it. So the callback only queues the request and raises the wake line (a device
+ * interrupt, as the platform's interrupt sources do); the kernel signals the runtime PD's
+ * notification; the runtime PD's program, blocked in seL4_Wait on it, wakes, acknowledges the
+ * line (so that a request queued later raises it again), and drains the queue: for each request
+ * an seL4_Call to the file server, whose reply resolves the callback's promise. Application
+ * output is streamed line by line as `<pd>/<app>` through the boot's onLine (`[runtime/hello]`).
+ */
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+import { deserialize, serialize } from "node:v8";
+import type { Kernel } from "../kernel/state.js";
+import type { TCB } from "../kernel/structures.js";
+import {
+  type Sel4Gen,
+  seL4_AllRights,
+  seL4_Call,
+  seL4_CanWrite,
+  seL4_CapInitThreadCNode,
+  seL4_CapIRQControl,
+  seL4_GetMR,
+  seL4_MessageInfo_get_label,
+  seL4_MessageInfo_new,
+  seL4_SetMR,
+  seL4_Wait,
+} from "../pd/libsel4.js";
+import {
+  seL4_CNode_Mint,
+  seL4_IRQControl_Get,
+  seL4_IRQHandler_Ack,
+  seL4_IRQHandler_SetNotification,
+} from "../pd/libsel4-invocations.js";
+import type { ThreadContext } from "../pd/machine.js";
+import { runWasi } from "../wasmedge/runner.js";
+import type { AnyService } from "../wasmedge/service.js";
+import type { Preopen, RunResult } from "../wasmedge/types.js";
+import {
+  buildFileServerPD,
+  type FileServerStats,
+  FS_CLOSE,
+  FS_DONE,
+  FS_MORE,
+  FS_PART,
+  FS_REQ,
+  FS_REQ_PART,
+  fileServerPD,
+  SHM_BYTES,
+} from "./fileserver-pd.js";
+import { check, INPUT_CAP, LoadError, type LoadedPD, type LoadedSystem } from "./loader.js";
+import type { SdfProtectionDomain, SystemDescription } from "./sdf-types.js";
+
+export const RUNTIME_FS_EP = 266;
+export const RUNTIME_WAKE = 267;
+export const WAKE_BADGE = 1;
+
+export interface RuntimeApp {
+  /** How its output is labelled (`<pd>/<name>`). */
+  name: string;
+  /** Absolute path of the module. */
+  path: string;
+  /** argv, argv[0] being the module path as written. */
+  args: string[];
+}
+
+export interface RuntimeConfig {
+  apps: RuntimeApp[];
+  preopens: Preopen[];
+  env: [string, string][];
+}
+
+const CONFIG_KEYS = ["apps", "dirs", "env"];
+
+/** Whether `pd` is a runtime PD (its `capvisor:runtime` is set). */
+export function isRuntimePD(pd: SdfProtectionDomain): boolean {
+  return pd.extensions.runtime !== undefined;
+}
+
+/** The runtime configuration of `pd`, checked; throws LoadError for anything wrong. */
+export function runtimeConfig(sys: SystemDescription, pd: SdfProtectionDomain): RuntimeConfig {
+  const where = `${sys.file}:${pd.loc.line}:${pd.loc.column}: <protection_domain>: PD "${pd.name}"`;
+  const bad = (msg: string): never => {
+    throw new LoadError(`${where}: ${msg}`);
+  };
+  const ext = pd.extensions;
+  if (ext.runtime !== "wasmedge")
+    bad(`capvisor:runtime="${ext.runtime}" is not a runtime capvisor has; write capvisor:runtime="wasmedge"`);
+  if (pd.maps.length > 0 || pd.irqs.length > 0 || pd.children.length > 0 || pd.virtualMachine !== undefined)
+    bad("a runtime PD takes no <map>, <irq>, child PD or <virtual_machine>; remove them");
+  if (sys.channels.some((c) => c.ends.some((e) => e.pd === pd.name)))
+    bad("a runtime PD has no channels yet; remove the <channel> naming it");
+  if (pd.passive) bad('a runtime PD cannot be passive; remove passive="true"');
+  const base = dirname(sys.file);
+
+  const preopens: Preopen[] = [];
+  for (const spec of (ext.dirs ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")) {
+    const parts = spec.split(":");
+    const ro = parts.length === 3 && parts[2] === "readonly";
+    if (!(parts.length === 2 || ro) || !parts[0]!.startsWith("/") || parts[1] === "")
+      bad(
+        `capvisor:dirs entry "${spec}" is not guest:host or guest:host:readonly with an absolute guest path`,
+      );
+    const host = resolve(base, parts[1]!);
+    let isDir = false;
+    try {
+      isDir = statSync(host).isDirectory();
+    } catch {
+      // Reported below, with what to do.
+    }
+    if (!isDir) bad(`capvisor:dirs: "${parts[1]}" (${host}) is not a directory; create it or fix the path`);
+    preopens.push({ guest: parts[0]!, host, ...(ro ? { readOnly: true } : {}) });
+  }
+
+  const env: [string, string][] = [];
+  for (const kv of (ext.env ?? "").split(/\s+/).filter((s) => s !== "")) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) bad(`capvisor:env entry "${kv}" is not K=V`);
+    env.push([kv.slice(0, eq), kv.slice(eq + 1)]);
+  }
+
+  const lines =
+    ext.apps === undefined
+      ? [[pd.programImage.path]]
+      : ext.apps
+          .split(";")
+          .map((a) =>
+            a
+              .trim()
+              .split(/\s+/)
+              .filter((s) => s !== ""),
+          )
+          .filter((a) => a.length > 0);
+  if (lines.length === 0) bad('capvisor:apps lists no application; write capvisor:apps="app.wasm [args...]"');
+  if (resolve(base, lines[0]![0]!) !== resolve(base, pd.programImage.path))
+    bad(
+      `<program_image path="${pd.programImage.path}"> must name the first application of capvisor:apps ("${lines[0]![0]}")`,
+    );
+  const apps: RuntimeApp[] = [];
+  const names = new Map<string, number>();
+  for (const argv of lines) {
+    const path = resolve(base, argv[0]!);
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (e) {
+      bad(
+        `cannot read application "${argv[0]}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); build it first`,
+      );
+    }
+    const stem = basename(path).replace(/\.wasm$/, "");
+    const n = (names.get(stem) ?? 0) + 1;
+    names.set(stem, n);
+    apps.push({ name: n === 1 ? stem : `${stem}-${n}`, path, args: argv });
+  }
+  return { apps, preopens, env };
+}
+
+/** Checks the `capvisor:` attributes of every PD: runtime configuration only on runtime PDs. */
+export function runtimeConfigs(sys: SystemDescription): Map<SdfProtectionDomain, RuntimeConfig> {
+  const out = new Map<SdfProtectionDomain, RuntimeConfig>();
+  for (const pd of sys.allProtectionDomains) {
+    if (isRuntimePD(pd)) out.set(pd, runtimeConfig(sys, pd));
+    else
+      for (const key of CONFIG_KEYS)
+        if (pd.extensions[key] !== undefined)
+          throw new LoadError(
+            `${sys.file}:${pd.loc.line}:${pd.loc.column}: <protection_domain>: PD "${pd.name}": capvisor:${key} configures a runtime PD; add capvisor:runtime="wasmedge" or remove it`,
+          );
+  }
+  return out;
+}
+
+/** One file request waiting for the runtime PD's thread. */
+interface Queued {
+  session: number;
+  msg: Uint8Array;
+  resolve: (r: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** A running runtime PD, for users of bootSystem (tests, status). */
+export interface RuntimePD {
+  name: string;
+  config: RuntimeConfig;
+  tcb: TCB;
+  fileServerTcb: TCB;
+  /** The file-server PD's counters. */
+  fileServer: FileServerStats;
+  /** Each application's result, in configuration order, once all have finished. */
+  done: Promise<RunResult[]>;
+}
+
+export interface RuntimeHooks {
+  onLine: (pd: string, line: string) => void;
+  onEvent: (pd: string, message: string) => void;
+  /** Raise an interrupt line (WasmPlatform.raise). */
+  raise: (line: number) => void;
+  /** Register a native thread's program (WasmPlatform.native). */
+  native: (tcb: TCB, gen: Sel4Gen<void>) => void;
+  /** A ThreadContext for a thread (a SyncThread). */
+  context: (tcb: TCB) => ThreadContext;
+}
+
+/** Splits a byte stream into lines for `emit`; `flush` emits an unfinished last line. */
+function lineSplitter(emit: (line: string) => void): { write(b: Uint8Array): void; flush(): void } {
+  const dec = new TextDecoder();
+  let buf = "";
+  return {
+    write(b) {
+      buf += dec.decode(b, { stream: true });
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        emit(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+      }
+    },
+    flush() {
+      buf += dec.decode();
+      if (buf !== "") emit(buf);
+      buf = "";
+    },
+  };
+}
+
+/** A spare interrupt line for each runtime PD: from the top, above the per-core lines (< 32). */
+function spareLines(sys: SystemDescription, count: number, irqLines: number): number[] {
+  const used = new Set(sys.allProtectionDomains.flatMap((p) => p.irqs.map((i) => i.irq)));
+  const out: number[] = [];
+  for (let l = irqLines - 1; l >= 32 && out.length < count; l--) if (!used.has(l)) out.push(l);
+  if (out.length < count) throw new LoadError("no spare interrupt line left for the runtime PDs' doorbells");
+  return out;
+}
+
+/**
+ * Builds the file-server PD and the doorbell of every runtime PD (root task, after buildSystem),
+ * then registers both native programs. Returns the running runtime PDs.
+ */
+export function* buildRuntimePDs(
+  u: ThreadContext,
+  k: Kernel,
+  sys: SystemDescription,
+  loaded: LoadedSystem,
+  configs: Map<SdfProtectionDomain, RuntimeConfig>,
+  hooks: RuntimeHooks,
+): Sel4Gen<RuntimePD[]> {
+  const rts = loaded.pds.filter((p) => configs.has(p.pd));
+  const lines = spareLines(sys, rts.length, k.config.irqLines);
+  const out: RuntimePD[] = [];
+  for (const [n, rt] of rts.entries()) {
+    const config = configs.get(rt.pd)!;
+    const line = lines[n]!;
+    const fs = yield* buildFileServerPD(u, k, loaded, rt, RUNTIME_FS_EP, rt.index + 1);
+    const handler = loaded.alloc.slot();
+    check(
+      `IRQControl_Get(${line})`,
+      rt.pd.name,
+      yield* seL4_IRQControl_Get(u, seL4_CapIRQControl, line, seL4_CapInitThreadCNode, handler, 64),
+    );
+    const badged = loaded.alloc.slot();
+    check(
+      "badging its doorbell",
+      rt.pd.name,
+      yield* seL4_CNode_Mint(
+        u,
+        seL4_CapInitThreadCNode,
+        badged,
+        64,
+        seL4_CapInitThreadCNode,
+        rt.ntfnCap,
+        64,
+        seL4_CanWrite,
+        WAKE_BADGE,
+      ),
+    );
+    check(
+      "IRQHandler_SetNotification",
+      rt.pd.name,
+      yield* seL4_IRQHandler_SetNotification(u, handler, badged),
+    );
+    check(
+      `placing a capability in slot ${RUNTIME_WAKE}`,
+      rt.pd.name,
+      yield* seL4_CNode_Mint(
+        u,
+        rt.cnodeCap,
+        RUNTIME_WAKE,
+        64,
+        seL4_CapInitThreadCNode,
+        handler,
+        64,
+        seL4_AllRights,
+        0,
+      ),
+    );
+    const shm = new Uint8Array(SHM_BYTES);
+    const stats: FileServerStats = { messages: 0, requests: 0, ops: {} };
+    hooks.native(
+      fs.tcb,
+      fileServerPD(hooks.context(fs.tcb), {
+        preopens: config.preopens,
+        clientBadge: rt.index + 1,
+        shm,
+        stats,
+      }),
+    );
+    let finish: (r: RunResult[]) => void = () => {};
+    const done = new Promise<RunResult[]>((r) => {
+      finish = r;
+    });
+    hooks.native(rt.tcb, runtimeProgram(hooks.context(rt.tcb), rt, config, shm, line, hooks, finish));
+    out.push({ name: rt.pd.name, config, tcb: rt.tcb, fileServerTcb: fs.tcb, fileServer: stats, done });
+  }
+  return out;
+}
+
+/** Sends one serialized request of `session` to the file server and returns its answer. */
+function* fsCall(u: ThreadContext, shm: Uint8Array, session: number, msg: Uint8Array): Sel4Gen<unknown> {
+  let off = 0;
+  let info: ReturnType<typeof seL4_MessageInfo_new>;
+  for (;;) {
+    const n = Math.min(SHM_BYTES, msg.length - off);
+    shm.set(msg.subarray(off, off + n));
+    off += n;
+    seL4_SetMR(u, 0, n);
+    seL4_SetMR(u, 1, session);
+    info = yield* seL4_Call(
+      u,
+      RUNTIME_FS_EP,
+      seL4_MessageInfo_new(off < msg.length ? FS_REQ_PART : FS_REQ, 0, 0, 2),
+    );
+    if (off >= msg.length) break;
+  }
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const label = seL4_MessageInfo_get_label(info);
+    const n = Math.min(seL4_GetMR(u, 0), SHM_BYTES);
+    if (label !== FS_DONE && label !== FS_PART)
+      throw new Error(`file server: ${new TextDecoder().decode(shm.subarray(0, n))}`);
+    chunks.push(shm.slice(0, n));
+    if (label === FS_DONE) break;
+    seL4_SetMR(u, 1, session);
+    info = yield* seL4_Call(u, RUNTIME_FS_EP, seL4_MessageInfo_new(FS_MORE, 0, 0, 2));
+  }
+  return deserialize(Buffer.concat(chunks));
+}
+
+/** The runtime PD's program (see the top of this file). */
+function* runtimeProgram(
+  u: ThreadContext,
+  rt: LoadedPD,
+  config: RuntimeConfig,
+  shm: Uint8Array,
+  wakeLine: number,
+  hooks: RuntimeHooks,
+  finish: (r: RunResult[]) => void,
+): Sel4Gen<void> {
+  const queue: Queued[] = [];
+  const closing: number[] = [];
+  const wake = () => hooks.raise(wakeLine);
+  // The applications start when the kernel first runs this thread.
+  const runs = config.apps.map(async (app, session) => {
+    const label = `${rt.pd.name}/${app.name}`;
+    const out = lineSplitter((l) => hooks.onLine(label, l));
+    const err = lineSplitter((l) => hooks.onLine(label, l));
+    const fileService: AnyService = {
+      handle: ((req: unknown) =>
+        new Promise((resolve, reject) => {
+          queue.push({ session, msg: serialize(req), resolve, reject });
+          wake();
+        })) as AnyService["handle"],
+    };
+    let r: RunResult;
+    try {
+      r = await runWasi(readFileSync(app.path), {
+        args: app.args,
+        env: config.env,
+        preopens: config.preopens,
+        stdout: (b) => out.write(b),
+        stderr: (b) => err.write(b),
+        fileService,
+      });
+    } finally {
+      out.flush();
+      err.flush();
+      closing.push(session);
+      wake();
+    }
+    if (r.trap !== undefined) hooks.onEvent(label, `trapped: ${r.trap.kind}: ${r.trap.message}`);
+    else if (r.exitCode !== 0) hooks.onEvent(label, `exited with code ${r.exitCode}`);
+    return r;
+  });
+  Promise.all(runs).then(finish, (e: unknown) =>
+    hooks.onEvent(rt.pd.name, `runtime failure: ${e instanceof Error ? e.message : String(e)}`),
+  );
+
+  for (;;) {
+    yield* seL4_Wait(u, INPUT_CAP);
+    // Acknowledge before draining: a request queued from now on raises the line again.
+    yield* seL4_IRQHandler_Ack(u, RUNTIME_WAKE);
+    while (queue.length > 0 || closing.length > 0) {
+      const q = queue.shift();
+      if (q !== undefined) {
+        try {
+          q.resolve(yield* fsCall(u, shm, q.session, q.msg));
+        } catch (e) {
+          q.reject(e instanceof Error ? e : new Error(String(e)));
+        }
+        continue;
+      }
+      seL4_SetMR(u, 1, closing.shift()!);
+      yield* seL4_Call(u, RUNTIME_FS_EP, seL4_MessageInfo_new(FS_CLOSE, 0, 0, 2));
+    }
+  }
+}
