@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-/**
- * The `capvisor` command. Each command is a thin layer over the library API (src/index.ts).
- */
 import { readFileSync } from "node:fs";
 import { runDemo } from "../system/demo.js";
 import { parseCommand, runCommand, validateCommand } from "../wasmedge/cli.js";
+/**
+ * The `capvisor` command. Each command is a thin layer over the library API (src/index.ts).
+ */
+import type { RuntimePD } from "../wasmedge/runtime-pd.js";
 
 const USAGE = `usage: capvisor <command> [options]
 
@@ -90,9 +91,11 @@ async function up(args: string[]): Promise<void> {
   const o = numberOptions(args.slice(1), { cores: [1, 64], for: [1, 86_400_000] });
   // Loaded here, not at the top: the system loader brings Binaryen (about 0.3 s to load).
   const { bootSystem } = await import("../system/boot.js");
-  let sys: Awaited<ReturnType<typeof bootSystem>>;
+  const { wasmedgeRuntime } = await import("../wasmedge/runtime-pd.js");
+  let sys: Awaited<ReturnType<typeof bootSystem<RuntimePD>>>;
   try {
     sys = await bootSystem(file, {
+      runtime: wasmedgeRuntime,
       cores: o.cores ?? 2,
       onStep: (m) => console.error(`capvisor: ${m}`),
       onLine: (pd, line) => console.log(`[${pd}] ${line}`),

@@ -7,18 +7,55 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { bootKernel } from "../kernel/core/boot.js";
 import type { Kernel } from "../kernel/state.js";
+import type { TCB } from "../kernel/structures.js";
 import { ThreadState } from "../kernel/types.js";
+import type { Sel4Gen } from "../pd/libsel4.js";
+import type { ThreadContext } from "../pd/machine.js";
 import { runSync, SyncThread } from "../pd/syncthread.js";
 import { instrumentPreemption } from "../pd/wasm/instrument.js";
 import { leBytes, type SetVar, type SharedMapping } from "../platform/channel.js";
 import { type PDProgram, type PlatformOptions, WasmPlatform } from "../platform/wasm-platform.js";
 import { buildSystem, LoadError, type LoadedSystem } from "./loader.js";
 import { monitor } from "./monitor.js";
-import { buildRuntimePDs, isRuntimePD, type RuntimePD, runtimeConfigs } from "./runtime-pd.js";
 import { loadSdf } from "./sdf.js";
 import type { SdfProtectionDomain, SystemDescription } from "./sdf-types.js";
 
-export interface BootOptions {
+/** What bootSystem gives a runtime so that its PDs' threads run on the platform. */
+export interface RuntimeHooks {
+  onLine: (pd: string, line: string) => void;
+  onEvent: (pd: string, message: string) => void;
+  /** Raise an interrupt line (WasmPlatform.raise). */
+  raise: (line: number) => void;
+  /** Register a native thread's program (WasmPlatform.native). */
+  native: (tcb: TCB, gen: Sel4Gen<void>) => void;
+  /** A ThreadContext for a thread (a SyncThread). */
+  context: (tcb: TCB) => ThreadContext;
+}
+
+/**
+ * A runtime that runs the PDs a description marks with `capvisor:runtime="<name>"`, such as the
+ * WasmEdge runtime PD (src/wasmedge/runtime-pd.ts). The caller hands it in, so that system/ does
+ * not import the layers below it (DESIGN.md, layers).
+ */
+export interface PDRuntime<R> {
+  readonly name: string;
+  /** Check the configuration of every PD of the description (throws LoadError), before loading. */
+  check(sys: SystemDescription): void;
+  /** After the loader, as the root task: build what its PDs need and start them. */
+  build(
+    u: ThreadContext,
+    k: Kernel,
+    sys: SystemDescription,
+    loaded: LoadedSystem,
+    hooks: RuntimeHooks,
+  ): Sel4Gen<R[]>;
+  /** The kernel threads it runs natively, for status(). */
+  threads(r: R): TCB[];
+}
+
+export interface BootOptions<R = never> {
+  /** The runtime for PDs marked `capvisor:runtime` (none: such a PD is a load error). */
+  runtime?: PDRuntime<R>;
   /** Cores (default: the host's, at most 8). */
   cores?: number;
   onLine?: (pd: string, line: string) => void;
@@ -30,13 +67,13 @@ export interface BootOptions {
   platform?: Pick<PlatformOptions, "fuel" | "onSyscall" | "onInterrupt">;
 }
 
-export interface BootedSystem {
+export interface BootedSystem<R = never> {
   description: SystemDescription;
   kernel: Kernel;
   platform: WasmPlatform;
   loaded: LoadedSystem;
   /** The WasmEdge runtime PDs (runtime-pd.ts), with their file-server PDs. */
-  runtimes: RuntimePD[];
+  runtimes: R[];
   /** Each PD's name, kernel thread state and core. */
   status(): { name: string; state: string; core: number }[];
   stop(): Promise<void>;
@@ -89,7 +126,10 @@ function microkitVars(sys: SystemDescription, pd: SdfProtectionDomain): SetVar[]
   ];
 }
 
-export async function bootSystem(path: string, opts: BootOptions = {}): Promise<BootedSystem> {
+export async function bootSystem<R = never>(
+  path: string,
+  opts: BootOptions<R> = {},
+): Promise<BootedSystem<R>> {
   const step = opts.onStep ?? (() => {});
   step(`reading ${path}`);
   const sys = await loadSdf(path, { cores: opts.cores ?? 2 });
@@ -98,7 +138,14 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
     if (pd.cpu >= cores)
       throw new LoadError(`PD "${pd.name}" asks for cpu ${pd.cpu}, but the system has ${cores} core(s)`);
 
-  const runtimeConfig = runtimeConfigs(sys);
+  const runtime = opts.runtime;
+  const isRuntimePD = (pd: SdfProtectionDomain) => pd.extensions.runtime !== undefined;
+  for (const pd of sys.allProtectionDomains)
+    if (isRuntimePD(pd) && pd.extensions.runtime !== runtime?.name)
+      throw new LoadError(
+        `${sys.file}:${pd.loc.line}:${pd.loc.column}: <protection_domain>: PD "${pd.name}": capvisor:runtime="${pd.extensions.runtime}" is not a runtime capvisor has here${runtime === undefined ? "" : `; write capvisor:runtime="${runtime.name}"`}`,
+      );
+  runtime?.check(sys);
   step(`loading and instrumenting ${sys.allProtectionDomains.length} program image(s)`);
   // A runtime PD's program_image is its first application, run by the runtime, not a PD program.
   const images = sys.allProtectionDomains.map((pd) => (isRuntimePD(pd) ? null : loadProgram(sys, pd)));
@@ -158,18 +205,17 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
     buildSystem(root, k, sys, (_pd, i) => entries[i]!),
     () => platform.now(),
   );
-  const runtimes = runSync(
-    k,
-    root,
-    buildRuntimePDs(root, k, sys, loaded, runtimeConfig, {
-      onLine: (pd, line) => opts.onLine?.(pd, line),
-      onEvent: (pd, msg) => opts.onEvent?.(pd, msg),
-      raise: (line) => platform.raise(line),
-      native: (tcb, gen) => platform.native(tcb, gen),
-      context: (tcb) => new SyncThread(tcb),
-    }),
-    () => platform.now(),
-  );
+  const hooks: RuntimeHooks = {
+    onLine: (pd, line) => opts.onLine?.(pd, line),
+    onEvent: (pd, msg) => opts.onEvent?.(pd, msg),
+    raise: (line) => platform.raise(line),
+    native: (tcb, gen) => platform.native(tcb, gen),
+    context: (tcb) => new SyncThread(tcb),
+  };
+  const runtimes: R[] =
+    runtime === undefined
+      ? []
+      : runSync(k, root, runtime.build(root, k, sys, loaded, hooks), () => platform.now());
   platform.native(
     k.rootThread,
     monitor(root, loaded, (pd, msg) => opts.onEvent?.(pd, msg)),
@@ -187,7 +233,7 @@ export async function bootSystem(path: string, opts: BootOptions = {}): Promise<
     status: () => [
       ...platform.status(),
       ...runtimes.flatMap((r) =>
-        [r.tcb, r.fileServerTcb].map((t) => ({ name: t.name, state: ThreadState[t.state]!, core: t.core })),
+        runtime!.threads(r).map((t) => ({ name: t.name, state: ThreadState[t.state]!, core: t.core })),
       ),
     ],
     stop: () => platform.stop(),

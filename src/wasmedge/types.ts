@@ -43,7 +43,7 @@ export interface RunOptions {
   /**
    * Where the application's file requests (plain-data FsRequests, fileserver.ts) go instead of a
    * FileServer over `preopens` in this thread: the runtime PD passes its file-server PD, reached
-   * over kernel IPC (system/runtime-pd.ts). `preopens` then only tell the guest its directories;
+   * over kernel IPC (wasmedge/runtime-pd.ts). `preopens` then only tell the guest its directories;
    * the service owns the host paths and closes what the run left open.
    */
   fileService?: { handle(req: never): unknown };

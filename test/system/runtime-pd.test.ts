@@ -1,5 +1,5 @@
 /**
- * The WasmEdge runtime PD inside a system description (src/system/runtime-pd.ts): boots
+ * The WasmEdge runtime PD inside a system description (src/wasmedge/runtime-pd.ts): boots
  * examples/wasmedge-pd/wasmedge-pd.system, a runtime PD with two WASI applications next to a C PD,
  * and checks the output, that files were served by the file-server PD over kernel IPC, that an
  * escape from the preopen fails with EPERM, and, in the kernel's own state, that the runtime PD
@@ -16,8 +16,14 @@ import type { Cap, CNodeObj } from "../../src/kernel/structures.js";
 import { CapType, TCB_CTABLE, ThreadState } from "../../src/kernel/types.js";
 import { type BootedSystem, bootSystem } from "../../src/system/boot.js";
 import { INPUT_CAP, LoadError, MONITOR_EP, REPLY_CAP } from "../../src/system/loader.js";
-import { RUNTIME_FS_EP, RUNTIME_WAKE, runtimeConfigs } from "../../src/system/runtime-pd.js";
 import { loadSdf } from "../../src/system/sdf.js";
+import {
+  RUNTIME_FS_EP,
+  RUNTIME_WAKE,
+  type RuntimePD,
+  runtimeConfigs,
+  wasmedgeRuntime,
+} from "../../src/wasmedge/runtime-pd.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const SYSTEM = join(ROOT, "examples/wasmedge-pd/wasmedge-pd.system");
@@ -29,7 +35,7 @@ before(() => {
   });
 });
 
-const booted: BootedSystem[] = [];
+const booted: BootedSystem<RuntimePD>[] = [];
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -50,6 +56,7 @@ test("a runtime PD runs its applications, and their files come from its file-ser
   const lines: string[] = [];
   const events: string[] = [];
   const sys = await bootSystem(SYSTEM, {
+    runtime: wasmedgeRuntime,
     cores: 2,
     onLine: (pd, l) => lines.push(`[${pd}] ${l}`),
     onEvent: (pd, m) => events.push(`${pd}: ${m}`),
@@ -163,6 +170,7 @@ test("payloads larger than the shared buffer travel in chunks; a symlink cannot 
   const lines: string[] = [];
   const events: string[] = [];
   const sys = await bootSystem(file, {
+    runtime: wasmedgeRuntime,
     cores: 2,
     onLine: (pd, l) => lines.push(`[${pd}] ${l}`),
     onEvent: (pd, m) => events.push(`${pd}: ${m}`),

@@ -57,8 +57,6 @@ import {
   seL4_TCB_SetSchedParams,
 } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
-import { FileServer, type FsRequest } from "../wasmedge/fileserver.js";
-import type { Preopen } from "../wasmedge/types.js";
 import {
   check,
   cnodeCapData,
@@ -68,7 +66,9 @@ import {
   PD_CNODE_BITS,
   PD_IPC_BUFFER_VADDR,
   REPLY_CAP,
-} from "./loader.js";
+} from "../system/loader.js";
+import { FileServer, type FsRequest } from "./fileserver.js";
+import type { Preopen } from "./types.js";
 
 export const FS_REQ = 1;
 export const FS_REQ_PART = 2;

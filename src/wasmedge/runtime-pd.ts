@@ -67,9 +67,9 @@ import {
   seL4_IRQHandler_SetNotification,
 } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
-import { runWasi } from "../wasmedge/runner.js";
-import type { AnyService } from "../wasmedge/service.js";
-import type { Preopen, RunResult } from "../wasmedge/types.js";
+import type { PDRuntime, RuntimeHooks } from "../system/boot.js";
+import { check, INPUT_CAP, LoadError, type LoadedPD, type LoadedSystem } from "../system/loader.js";
+import type { SdfProtectionDomain, SystemDescription } from "../system/sdf-types.js";
 import {
   buildFileServerPD,
   type FileServerStats,
@@ -82,8 +82,9 @@ import {
   fileServerPD,
   SHM_BYTES,
 } from "./fileserver-pd.js";
-import { check, INPUT_CAP, LoadError, type LoadedPD, type LoadedSystem } from "./loader.js";
-import type { SdfProtectionDomain, SystemDescription } from "./sdf-types.js";
+import { runWasi } from "./runner.js";
+import type { AnyService } from "./service.js";
+import type { Preopen, RunResult } from "./types.js";
 
 export const RUNTIME_FS_EP = 266;
 export const RUNTIME_WAKE = 267;
@@ -225,17 +226,6 @@ export interface RuntimePD {
   fileServer: FileServerStats;
   /** Each application's result, in configuration order, once all have finished. */
   done: Promise<RunResult[]>;
-}
-
-export interface RuntimeHooks {
-  onLine: (pd: string, line: string) => void;
-  onEvent: (pd: string, message: string) => void;
-  /** Raise an interrupt line (WasmPlatform.raise). */
-  raise: (line: number) => void;
-  /** Register a native thread's program (WasmPlatform.native). */
-  native: (tcb: TCB, gen: Sel4Gen<void>) => void;
-  /** A ThreadContext for a thread (a SyncThread). */
-  context: (tcb: TCB) => ThreadContext;
 }
 
 /** Splits a byte stream into lines for `emit`; `flush` emits an unfinished last line. */
@@ -450,3 +440,16 @@ function* runtimeProgram(
     }
   }
 }
+
+/**
+ * The WasmEdge runtime as bootSystem takes it (system/boot.ts, PDRuntime): the CLI and tests hand
+ * it in, so that system/ does not import this layer (DESIGN.md, layers).
+ */
+export const wasmedgeRuntime: PDRuntime<RuntimePD> = {
+  name: "wasmedge",
+  check: (sys) => {
+    runtimeConfigs(sys);
+  },
+  build: (u, k, sys, loaded, hooks) => buildRuntimePDs(u, k, sys, loaded, runtimeConfigs(sys), hooks),
+  threads: (r) => [r.tcb, r.fileServerTcb],
+};
