@@ -367,59 +367,57 @@ export function seL4_Poll(u: ThreadContext, src: Word): Sel4Gen<RecvResult> {
   return recvLike(u, Syscall.NBWait, src, 0);
 }
 
-/** seL4_ReplyRecv (MCS): reply through `reply`, then receive on `src` with the same reply object. */
-export function* seL4_ReplyRecv(
+/**
+ * The send-then-receive syscalls share one register layout: x0 the receive source, x1 the message
+ * info, MR0..3 in x2..x5, x6 the reply cap (or NBSendWait's destination), x8 NBSendRecv's destination.
+ */
+function* sendThenReceive(
   u: ThreadContext,
+  sysno: Syscall,
   src: Word,
   info: seL4_MessageInfo,
-  reply: Word,
+  x6: Word,
+  x8: Word | null,
 ): Sel4Gen<RecvResult> {
   const t = u.tcb;
   setRegWord(t, REG_CAP, src);
   setInfoReg(t, info);
   loadMRs(u);
-  setRegWord(t, REG_REPLY, reply);
-  setSysno(t, Syscall.ReplyRecv);
+  setRegWord(t, REG_REPLY, x6);
+  if (x8 !== null) setRegWord(t, REG_NBSR_DEST, x8);
+  setSysno(t, sysno);
   yield SYSCALL;
   storeMRs(u);
   return recvResult(t);
+}
+
+/** seL4_ReplyRecv (MCS): reply through `reply`, then receive on `src` with the same reply object. */
+export function seL4_ReplyRecv(
+  u: ThreadContext,
+  src: Word,
+  info: seL4_MessageInfo,
+  reply: Word,
+): Sel4Gen<RecvResult> {
+  return sendThenReceive(u, Syscall.ReplyRecv, src, info, reply, null);
 }
 /** seL4_NBSendRecv: NBSend to `dest` (x8), then Recv on `src` (x0) with `reply` (x6). */
-export function* seL4_NBSendRecv(
+export function seL4_NBSendRecv(
   u: ThreadContext,
   dest: Word,
   info: seL4_MessageInfo,
   src: Word,
   reply: Word,
 ): Sel4Gen<RecvResult> {
-  const t = u.tcb;
-  setRegWord(t, REG_CAP, src);
-  setInfoReg(t, info);
-  loadMRs(u);
-  setRegWord(t, REG_REPLY, reply);
-  setRegWord(t, REG_NBSR_DEST, dest);
-  setSysno(t, Syscall.NBSendRecv);
-  yield SYSCALL;
-  storeMRs(u);
-  return recvResult(t);
+  return sendThenReceive(u, Syscall.NBSendRecv, src, info, reply, dest);
 }
 /** seL4_NBSendWait: NBSend to `dest` (passed in x6), then Wait on `src`; x8 is 0 as libsel4 passes it. */
-export function* seL4_NBSendWait(
+export function seL4_NBSendWait(
   u: ThreadContext,
   dest: Word,
   info: seL4_MessageInfo,
   src: Word,
 ): Sel4Gen<RecvResult> {
-  const t = u.tcb;
-  setRegWord(t, REG_CAP, src);
-  setInfoReg(t, info);
-  loadMRs(u);
-  setRegWord(t, REG_REPLY, dest);
-  setRegWord(t, REG_NBSR_DEST, 0);
-  setSysno(t, Syscall.NBSendWait);
-  yield SYSCALL;
-  storeMRs(u);
-  return recvResult(t);
+  return sendThenReceive(u, Syscall.NBSendWait, src, info, dest, 0);
 }
 export function* seL4_Yield(u: ThreadContext): Sel4Gen<void> {
   setSysno(u.tcb, Syscall.Yield);
