@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { runDemo } from "../system/demo.js";
-import { parseCommand, runCommand, validateCommand } from "../wasmedge/cli.js";
 /**
  * The `capvisor` command. Each command is a thin layer over the library API (src/index.ts).
  */
+import type { VmmPD } from "../vmm/vmm-pd.js";
+import { parseCommand, runCommand, validateCommand } from "../wasmedge/cli.js";
 import type { RuntimePD } from "../wasmedge/runtime-pd.js";
 
 const USAGE = `usage: capvisor <command> [options]
@@ -13,7 +14,10 @@ commands:
   up <system> [--cores N] [--for MS]
                               boot a Microkit system description: build it from Untyped with
                               syscalls, run its Wasm PDs, stream each PD's output prefixed with
-                              its name; Ctrl-C (or --for MS) shuts it down and shows each PD's state
+                              its name and each VM's console; Ctrl-C (or --for MS) shuts it down
+                              and shows each PD's state
+  console <vm>                an interactive serial console to a VM of a running 'capvisor up';
+                              Ctrl-] leaves
   boot [--cores N] [--ms T]   boot the built-in demo on the kernel alone and run it for T ms of
                               virtual time (default: 2 cores, 20 ms)
   run [options] app.wasm [function | args...]
@@ -92,10 +96,12 @@ async function up(args: string[]): Promise<void> {
   // Loaded here, not at the top: the system loader brings Binaryen (about 0.3 s to load).
   const { bootSystem } = await import("../system/boot.js");
   const { wasmedgeRuntime } = await import("../wasmedge/runtime-pd.js");
-  let sys: Awaited<ReturnType<typeof bootSystem<RuntimePD>>>;
+  const { vmmRuntime } = await import("../vmm/vmm-pd.js");
+  const { serveConsole } = await import("./console.js");
+  let sys: Awaited<ReturnType<typeof bootSystem<RuntimePD | VmmPD>>>;
   try {
-    sys = await bootSystem(file, {
-      runtime: wasmedgeRuntime,
+    sys = await bootSystem<RuntimePD | VmmPD>(file, {
+      runtimes: [wasmedgeRuntime, vmmRuntime],
       cores: o.cores ?? 2,
       onStep: (m) => console.error(`capvisor: ${m}`),
       onLine: (pd, line) => console.log(`[${pd}] ${line}`),
@@ -105,13 +111,22 @@ async function up(args: string[]): Promise<void> {
     console.error(`capvisor: ${(e as Error).message}`);
     process.exit(1);
   }
-  console.error(`capvisor: ${sys.loaded.pds.length} PD(s) running; Ctrl-C to stop`);
+  const closers: (() => void)[] = [];
+  for (const r of sys.runtimes)
+    if ("vcpuTcb" in r) {
+      closers.push(serveConsole(r, (m) => console.error(`capvisor: ${m}`)));
+      console.error(`capvisor: VM ${r.vm} is up; its console: capvisor console ${r.vm}`);
+    }
+  console.error(
+    `capvisor: ${sys.loaded.pds.length} PD(s)${sys.loaded.vms.length > 0 ? ` and ${sys.loaded.vms.length} VM(s)` : ""} running; Ctrl-C to stop`,
+  );
   const keepAlive = setInterval(() => {}, 1 << 30);
   let stopping = false;
   const stop = async (why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     clearInterval(keepAlive);
+    for (const c of closers) c();
     console.error(`\ncapvisor: ${why}; PD states:`);
     showStatus(sys.status());
     await sys.stop();
@@ -155,6 +170,12 @@ switch (cmd) {
   case "run":
     exitFlushed(await runCommand(rest));
     break;
+  case "console": {
+    if (rest.length !== 1 || rest[0]!.startsWith("-")) fail("console needs the name of a VM");
+    const { attachConsole } = await import("./console.js");
+    exitFlushed(await attachConsole(rest[0]!));
+    break;
+  }
   case "verify": {
     const { verifyCommand } = await import("../verify/command.js");
     exitFlushed(await verifyCommand(rest));

@@ -30,6 +30,12 @@ export const K_EXIT = 4;
 export const K_READY = 5;
 /** The module could not be instantiated (ARG: 0); the message is posted separately. */
 export const K_LOAD_ERROR = 6;
+/**
+ * A VM thread's exit to its VMM (src/vmm/vm-worker.ts): a VM fault at address ARG (seL4 delivers
+ * a guest's access to an unmapped device page as a VMFault to the VMM's fault endpoint, as
+ * libvmm's virtio devices rely on). The thread restarts where it was once the VMM replies.
+ */
+export const K_VMFAULT = 7;
 
 /** RESPONSE values. */
 export const R_CONTINUE = 0;
@@ -64,6 +70,27 @@ export class Channel {
   static create(): Channel {
     return new Channel(new SharedArrayBuffer(CHANNEL_BYTES));
   }
+}
+
+/**
+ * The worker's side of a kernel entry: post a request (K_*) with its argument, ring the
+ * platform's doorbell, and block until the kernel side resumes the thread; returns how (R_*).
+ */
+export function postRequest(ch: Channel, bell: Int32Array, kind: number, arg: number): number {
+  const ctl = ch.ctl;
+  ctl[KIND] = kind;
+  ctl[ARG] = arg;
+  Atomics.store(ctl, STATE, S_REQUEST);
+  Atomics.add(bell, 0, 1);
+  Atomics.notify(bell, 0);
+  for (;;) {
+    const s = Atomics.load(ctl, STATE);
+    if (s === S_RESUMED) break;
+    Atomics.wait(ctl, STATE, s);
+  }
+  const response = ctl[RESPONSE]!;
+  Atomics.store(ctl, STATE, S_RUNNING);
+  return response;
 }
 
 /** Nanoseconds on a clock shared by all threads of the process. */
@@ -102,6 +129,17 @@ export function leBytes(value: number | bigint, size: 4 | 8): Uint8Array {
   if (size === 4) v.setUint32(0, Number(value) >>> 0, true);
   else v.setBigUint64(0, BigInt.asUintN(64, BigInt(value)), true);
   return b;
+}
+
+/**
+ * What the kernel side gives a thread's worker that runs something other than a Wasm PD (a VM's
+ * vcpu): the control block and doorbell, plus the data its program registered.
+ */
+export interface CustomWorkerInit {
+  name: string;
+  sab: SharedArrayBuffer;
+  bell: SharedArrayBuffer;
+  data: unknown;
 }
 
 /** What the kernel side gives a PD worker at start. */

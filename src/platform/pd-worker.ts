@@ -14,7 +14,6 @@
  */
 import { workerData } from "node:worker_threads";
 import {
-  ARG,
   Channel,
   clockNs,
   K_EXIT,
@@ -25,14 +24,12 @@ import {
   K_TRAP,
   KIND,
   PREEMPT,
+  postRequest,
   R_RESTART,
   R_START,
   R_TERMINATE,
   REG_WORDS,
-  RESPONSE,
   S_REQUEST,
-  S_RESUMED,
-  S_RUNNING,
   STATE,
   type WorkerInit,
 } from "./channel.js";
@@ -46,18 +43,7 @@ const bell = new Int32Array(init.bell);
 /** Post a request and block until the kernel resumes this thread; returns the response. */
 function request(kind: number, arg: number): number {
   flushShared();
-  ctl[KIND] = kind;
-  ctl[ARG] = arg;
-  Atomics.store(ctl, STATE, S_REQUEST);
-  Atomics.add(bell, 0, 1);
-  Atomics.notify(bell, 0);
-  for (;;) {
-    const s = Atomics.load(ctl, STATE);
-    if (s === S_RESUMED) break;
-    Atomics.wait(ctl, STATE, s);
-  }
-  const response = ctl[RESPONSE]!;
-  Atomics.store(ctl, STATE, S_RUNNING);
+  const response = postRequest(ch, bell, kind, arg);
   if (response === R_TERMINATE) process.exit(0);
   loadShared();
   return response;

@@ -10,13 +10,14 @@
  * with a host timer; running workers check the deadline themselves at preemption checks.
  */
 import { setFlagsFromString } from "node:v8";
-import { Worker } from "node:worker_threads";
+import { type MessagePort, Worker } from "node:worker_threads";
 import {
   interruptEntry,
   ipiEntry,
   raiseInterrupt,
   syscallEntry,
   userExceptionEntry,
+  vmFaultEntry,
 } from "../kernel/api/syscall.js";
 import type { Kernel } from "../kernel/state.js";
 import type { TCB } from "../kernel/structures.js";
@@ -27,6 +28,7 @@ import { SyncThread } from "../pd/syncthread.js";
 import {
   ARG,
   Channel,
+  type CustomWorkerInit,
   clockNs,
   K_EXIT,
   K_LOAD_ERROR,
@@ -34,6 +36,7 @@ import {
   K_READY,
   K_SYSCALL,
   K_TRAP,
+  K_VMFAULT,
   KIND,
   PREEMPT,
   R_CONTINUE,
@@ -56,6 +59,12 @@ export interface PDProgram {
   wasm: Uint8Array;
   maps: SharedMapping[];
   setvars: SetVar[];
+  /**
+   * A thread that is not a Wasm PD (a VM's vcpu, src/vmm/vm-worker.ts): the worker script to run
+   * instead of pd-worker.js and the data it gets (CustomWorkerInit). It speaks the same channel
+   * protocol, so the kernel schedules it like any thread; `wasm`, `maps` and `setvars` are unused.
+   */
+  worker?: { url: URL; data: unknown; transfer?: MessagePort[] };
 }
 
 type ThreadPhase = "loading" | "waiting" | "pending" | "running" | "dead";
@@ -384,16 +393,30 @@ export class WasmPlatform {
     const program = this.programs.get(pc);
     if (program === undefined) return null;
     const ch = Channel.create();
-    const init: WorkerInit = {
-      name: program.name,
-      wasm: program.wasm,
-      sab: ch.sab,
-      bell: this.bellSab,
-      maps: program.maps,
-      setvars: program.setvars,
-      fuel: this.fuel,
-    };
-    const worker = new Worker(new URL("./pd-worker.js", import.meta.url), { workerData: init });
+    let worker: Worker;
+    if (program.worker !== undefined) {
+      const init: CustomWorkerInit = {
+        name: program.name,
+        sab: ch.sab,
+        bell: this.bellSab,
+        data: program.worker.data,
+      };
+      worker = new Worker(program.worker.url, {
+        workerData: init,
+        transferList: program.worker.transfer ?? [],
+      });
+    } else {
+      const init: WorkerInit = {
+        name: program.name,
+        wasm: program.wasm,
+        sab: ch.sab,
+        bell: this.bellSab,
+        maps: program.maps,
+        setvars: program.setvars,
+        fuel: this.fuel,
+      };
+      worker = new Worker(new URL("./pd-worker.js", import.meta.url), { workerData: init });
+    }
     worker.unref();
     const th: PDThread = {
       tcb: t,
@@ -583,11 +606,15 @@ export class WasmPlatform {
         case K_EXIT:
           userExceptionEntry(k, c, now, EXIT_FAULT_NUMBER, 0);
           break;
+        case K_VMFAULT:
+          // A data abort on a write: ARM's FSR with WnR (bit 6) set (seL4_VMFault_FSR).
+          vmFaultEntry(k, c, now, th.ch.ctl[ARG]! >>> 0, 0x40, false);
+          break;
       }
-      // The budget check rewound the trap or exit (seL4 re-executes the faulting instruction):
+      // The budget check rewound the trap, exit or VM fault (seL4 re-executes the faulting instruction):
       // it stays pending and is raised again when the thread next runs, instead of the thread
       // being restarted at its entry with the fault lost.
-      if ((kind === K_TRAP || kind === K_EXIT) && rewound(t)) th.phase = "pending";
+      if ((kind === K_TRAP || kind === K_EXIT || kind === K_VMFAULT) && rewound(t)) th.phase = "pending";
     } finally {
       this.inEntry = false;
     }

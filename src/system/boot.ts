@@ -24,12 +24,16 @@ import type { SdfProtectionDomain, SystemDescription } from "./sdf-types.js";
 export interface RuntimeHooks {
   onLine: (pd: string, line: string) => void;
   onEvent: (pd: string, message: string) => void;
+  /** A long step's progress (booting a guest the first time), as BootOptions.onStep. */
+  onStep: (message: string) => void;
   /** Raise an interrupt line (WasmPlatform.raise). */
   raise: (line: number) => void;
   /** Register a native thread's program (WasmPlatform.native). */
   native: (tcb: TCB, gen: Sel4Gen<void>) => void;
   /** A ThreadContext for a thread (a SyncThread). */
   context: (tcb: TCB) => ThreadContext;
+  /** The shared bytes of a memory region of the description (what every mapping of it sees). */
+  region: (name: string) => SharedArrayBuffer;
 }
 
 /**
@@ -51,11 +55,23 @@ export interface PDRuntime<R> {
   ): Sel4Gen<R[]>;
   /** The kernel threads it runs natively, for status(). */
   threads(r: R): TCB[];
+  /**
+   * For a PD of this runtime that declares a `<virtual_machine>`: the program its VM's thread runs
+   * (a worker of the runtime's own, PDProgram.worker). Called before the loader, once per such PD.
+   */
+  vmProgram?(
+    sys: SystemDescription,
+    pd: SdfProtectionDomain,
+    region: (name: string) => SharedArrayBuffer,
+  ): PDProgram;
 }
 
 export interface BootOptions<R = never> {
-  /** The runtime for PDs marked `capvisor:runtime` (none: such a PD is a load error). */
-  runtime?: PDRuntime<R>;
+  /**
+   * The runtimes for PDs marked `capvisor:runtime="<name>"` (the WasmEdge runtime PD, the VMM);
+   * a PD naming a runtime not given here is a load error.
+   */
+  runtimes?: readonly PDRuntime<R>[];
   /** Cores (default: the host's, at most 8). */
   cores?: number;
   onLine?: (pd: string, line: string) => void;
@@ -72,7 +88,7 @@ export interface BootedSystem<R = never> {
   kernel: Kernel;
   platform: WasmPlatform;
   loaded: LoadedSystem;
-  /** The WasmEdge runtime PDs (runtime-pd.ts), with their file-server PDs. */
+  /** What each runtime built for its PDs (the WasmEdge runtime PDs, the VMMs), in runtime order. */
   runtimes: R[];
   /** Each PD's name, kernel thread state and core. */
   status(): { name: string; state: string; core: number }[];
@@ -138,14 +154,21 @@ export async function bootSystem<R = never>(
     if (pd.cpu >= cores)
       throw new LoadError(`PD "${pd.name}" asks for cpu ${pd.cpu}, but the system has ${cores} core(s)`);
 
-  const runtime = opts.runtime;
+  const runtimes = opts.runtimes ?? [];
   const isRuntimePD = (pd: SdfProtectionDomain) => pd.extensions.runtime !== undefined;
-  for (const pd of sys.allProtectionDomains)
-    if (isRuntimePD(pd) && pd.extensions.runtime !== runtime?.name)
+  const runtimeOf = (pd: SdfProtectionDomain) => runtimes.find((r) => r.name === pd.extensions.runtime);
+  for (const pd of sys.allProtectionDomains) {
+    if (isRuntimePD(pd) && runtimeOf(pd) === undefined)
       throw new LoadError(
-        `${sys.file}:${pd.loc.line}:${pd.loc.column}: <protection_domain>: PD "${pd.name}": capvisor:runtime="${pd.extensions.runtime}" is not a runtime capvisor has here${runtime === undefined ? "" : `; write capvisor:runtime="${runtime.name}"`}`,
+        `${sys.file}:${pd.loc.line}:${pd.loc.column}: <protection_domain>: PD "${pd.name}": capvisor:runtime="${pd.extensions.runtime}" is not a runtime capvisor has here${runtimes.length === 0 ? "" : `; the runtimes are ${runtimes.map((r) => `"${r.name}"`).join(", ")}`}`,
       );
-  runtime?.check(sys);
+    const vm = pd.virtualMachine;
+    if (vm !== undefined && runtimeOf(pd)?.vmProgram === undefined)
+      throw new LoadError(
+        `${sys.file}:${vm.loc.line}:${vm.loc.column}: <virtual_machine>: "${vm.name}" needs capvisor's VMM as its PD: add capvisor:runtime="vmm" to PD "${pd.name}"`,
+      );
+  }
+  for (const r of runtimes) r.check(sys);
   step(`loading and instrumenting ${sys.allProtectionDomains.length} program image(s)`);
   // A runtime PD's program_image is its first application, run by the runtime, not a PD program.
   const images = sys.allProtectionDomains.map((pd) => (isRuntimePD(pd) ? null : loadProgram(sys, pd)));
@@ -199,41 +222,58 @@ export async function bootSystem<R = never>(
     return platform.program(program);
   });
   const root = new SyncThread(k.rootThread);
+  const region = (name: string): SharedArrayBuffer => {
+    const b = backing.get(name);
+    if (b === undefined) throw new LoadError(`there is no memory region "${name}"`);
+    return b;
+  };
+  const vmEntries = new Map<SdfProtectionDomain, number>();
+  for (const pd of sys.allProtectionDomains)
+    if (pd.virtualMachine !== undefined)
+      vmEntries.set(pd, platform.program(runtimeOf(pd)!.vmProgram!(sys, pd, region)));
   const loaded = runSync(
     k,
     root,
-    buildSystem(root, k, sys, (_pd, i) => entries[i]!),
+    buildSystem(
+      root,
+      k,
+      sys,
+      (_pd, i) => entries[i]!,
+      (pd) => vmEntries.get(pd)!,
+    ),
     () => platform.now(),
   );
   const hooks: RuntimeHooks = {
     onLine: (pd, line) => opts.onLine?.(pd, line),
     onEvent: (pd, msg) => opts.onEvent?.(pd, msg),
+    onStep: (msg) => step(msg),
     raise: (line) => platform.raise(line),
     native: (tcb, gen) => platform.native(tcb, gen),
     context: (tcb) => new SyncThread(tcb),
+    region,
   };
-  const runtimes: R[] =
-    runtime === undefined
-      ? []
-      : runSync(k, root, runtime.build(root, k, sys, loaded, hooks), () => platform.now());
+  const built: { runtime: PDRuntime<R>; r: R }[] = [];
+  for (const runtime of runtimes)
+    for (const r of runSync(k, root, runtime.build(root, k, sys, loaded, hooks), () => platform.now()))
+      built.push({ runtime, r });
   platform.native(
     k.rootThread,
     monitor(root, loaded, (pd, msg) => opts.onEvent?.(pd, msg)),
   );
   step("starting");
-  await platform.preload(loaded.pds.map((p) => p.tcb));
+  await platform.preload([...loaded.pds.map((p) => p.tcb), ...loaded.vms.map((v) => v.tcb)]);
   platform.start();
   return {
     description: sys,
     kernel: k,
     platform,
     loaded,
-    runtimes,
-    // Native threads (runtime PDs and their file servers) have no worker: read their TCBs.
+    runtimes: built.map((b) => b.r),
+    // Native threads (runtime PDs and their file servers, VMMs) have no worker: read their TCBs.
     status: () => [
       ...platform.status(),
-      ...runtimes.flatMap((r) =>
-        runtime!.threads(r).map((t) => ({ name: t.name, state: ThreadState[t.state]!, core: t.core })),
+      ...built.flatMap(({ runtime, r }) =>
+        runtime.threads(r).map((t) => ({ name: t.name, state: ThreadState[t.state]!, core: t.core })),
       ),
     ],
     stop: () => platform.stop(),

@@ -12,6 +12,8 @@
  *   74 + ch                endpoint of the other end for pp calls (badge bit 63 | their id)
  *   138 + id               IRQHandler of the PD's irq `id` (notifies badge 1 << id)
  *   202 + id               TCB of child `id`
+ *   266 + id               TCB of its virtual machine's vcpu `id` (a VMM PD)
+ *   330 + id               the VCPU object of that vcpu
  * and its TCB's fault handler is the parent's endpoint (badge bit 62 | child id) or, for a
  * top-level PD, the monitor's (badge bit 62 | PD index).
  */
@@ -35,6 +37,7 @@ import {
 } from "../pd/libsel4.js";
 import {
   seL4_ARM_ASIDPool_Assign,
+  seL4_ARM_VCPU_SetTCB,
   seL4_CNode_Copy,
   seL4_CNode_Mint,
   seL4_IRQControl_Get,
@@ -54,6 +57,8 @@ export const BASE_OUTPUT_NOTIFICATION_CAP = 10;
 export const BASE_ENDPOINT_CAP = 74;
 export const BASE_IRQ_CAP = 138;
 export const BASE_TCB_CAP = 202;
+export const BASE_VM_TCB_CAP = 266;
+export const BASE_VCPU_CAP = 330;
 /** PD CNodes have 512 slots; the guard makes a plain slot number a full 64-bit cptr. */
 export const PD_CNODE_BITS = 9;
 /** Where each PD's kernel IPC buffer frame is mapped (above the 4 GiB a wasm32 PD can address). */
@@ -83,8 +88,26 @@ export interface LoadedPD {
   vspaceCap: number;
 }
 
+/**
+ * What the loader built for one `<virtual_machine>`: a thread per vcpu (only vcpu 0 so far) with
+ * a VCPU object bound to it, the VM's own scheduling context, an empty CSpace (a guest holds no
+ * capabilities: everything it reaches goes through its VMM) and a VSpace of its own. Its faults
+ * go to the VMM PD's endpoint with badge bit 62 | vcpu id, as a child PD's do (Microkit).
+ */
+export interface LoadedVM {
+  /** The VMM PD (the PD the `<virtual_machine>` is declared in). */
+  vmm: LoadedPD;
+  name: string;
+  vcpuId: number;
+  tcb: TCB;
+  tcbCap: number;
+  /** Its program's entry: a VMM restarts the guest by starting the thread there again. */
+  entry: number;
+}
+
 export interface LoadedSystem {
   pds: LoadedPD[];
+  vms: LoadedVM[];
   monitorEp: number;
   monitorReply: number;
   /** The root task's allocator, for objects built after the PDs (runtime-pd.ts). */
@@ -115,13 +138,15 @@ interface PDObjects {
 
 /**
  * The loader as a libsel4 program for the root task. `entryOf(pd)` gives the program entry
- * address to start each PD at (the platform registers the programs).
+ * address to start each PD at (the platform registers the programs); `vmEntryOf(pd)` the one
+ * of the VM declared in PD `pd` (its VMM), for descriptions with virtual machines.
  */
 export function* buildSystem(
   u: ThreadContext,
   k: Kernel,
   sys: SystemDescription,
   entryOf: (pd: SdfProtectionDomain, index: number) => number,
+  vmEntryOf: (vmm: SdfProtectionDomain) => number = () => 0,
 ): Sel4Gen<LoadedSystem> {
   const a = new Allocator(k.bootInfo);
   const pds = sys.allProtectionDomains;
@@ -383,7 +408,85 @@ export function* buildSystem(
       vspaceCap: o.vspace,
     });
   }
+  const vms: LoadedVM[] = [];
+  for (const l of loaded) {
+    if (l.pd.virtualMachine === undefined) continue;
+    vms.push(yield* buildVM(u, k, a, l, objs[l.index]!.ep, objs[l.index]!.cnode, vmEntryOf(l.pd)));
+  }
   for (const l of loaded)
     check("starting it", l.pd.name, yield* startThread(u, l.tcbCap, entryOf(l.pd, l.index)));
-  return { pds: loaded, monitorEp, monitorReply, alloc: a };
+  for (const vm of vms)
+    check("starting its virtual machine", vm.vmm.pd.name, yield* startThread(u, vm.tcbCap, vm.entry));
+  return { pds: loaded, vms, monitorEp, monitorReply, alloc: a };
+}
+
+/** The thread, VCPU and scheduling context of the VM declared in `vmm` (see LoadedVM). */
+function* buildVM(
+  u: ThreadContext,
+  k: Kernel,
+  a: Allocator,
+  vmm: LoadedPD,
+  vmmEp: number,
+  vmmCNode: number,
+  entry: number,
+): Sel4Gen<LoadedVM> {
+  const vm = vmm.pd.virtualMachine!;
+  const who = `${vmm.pd.name}/${vm.name}`;
+  const vcpuId = vm.vcpus[0]!.id;
+  const tcbCap = yield* a.alloc(u, ObjectType.TCB);
+  const sc = yield* a.alloc(u, ObjectType.SchedContext);
+  const vcpu = yield* a.alloc(u, ObjectType.VCPU);
+  const cnode = yield* a.alloc(u, ObjectType.CapTable, 1);
+  const vspace = yield* a.alloc(u, ObjectType.VSpace);
+  check("ASIDPool_Assign", who, yield* seL4_ARM_ASIDPool_Assign(u, seL4_CapInitThreadASIDPool, vspace));
+  check("TCB_Configure", who, yield* seL4_TCB_Configure(u, tcbCap, cnode, 0, vspace, 0, 0, 0));
+  check("VCPU_SetTCB", who, yield* seL4_ARM_VCPU_SetTCB(u, vcpu, tcbCap));
+  check(
+    "SchedControl_ConfigureFlags",
+    who,
+    yield* seL4_SchedControl_ConfigureFlags(
+      u,
+      a.schedControl + vmm.pd.cpu,
+      sc,
+      vm.budget,
+      vm.period,
+      0,
+      0,
+      0,
+    ),
+  );
+  const faultEp = a.slot();
+  check(
+    "minting its fault endpoint",
+    who,
+    yield* seL4_CNode_Mint(
+      u,
+      seL4_CapInitThreadCNode,
+      faultEp,
+      64,
+      seL4_CapInitThreadCNode,
+      vmmEp,
+      64,
+      seL4_AllRights,
+      FAULT_BADGE | BigInt(vcpuId),
+    ),
+  );
+  check(
+    "TCB_SetSchedParams",
+    who,
+    yield* seL4_TCB_SetSchedParams(u, tcbCap, seL4_CapInitThreadTCB, vm.priority, vm.priority, sc, faultEp),
+  );
+  yield* seL4_DebugNameThread(u, tcbCap, vm.name);
+  // The VMM's authority over its guest (Microkit's layout): the vcpu's TCB and VCPU.
+  for (const [slot, src] of [
+    [BASE_VM_TCB_CAP + vcpuId, tcbCap],
+    [BASE_VCPU_CAP + vcpuId, vcpu],
+  ] as const)
+    check(
+      `placing a capability in slot ${slot}`,
+      vmm.pd.name,
+      yield* seL4_CNode_Mint(u, vmmCNode, slot, 64, seL4_CapInitThreadCNode, src, 64, seL4_AllRights, 0),
+    );
+  const tcb = k.rootCNode.slot(tcbCap).cap.obj as TCB;
+  return { vmm, name: vm.name, vcpuId, tcb, tcbCap, entry };
 }

@@ -400,8 +400,10 @@ class Validator extends Diagnostics {
           this.unknownElement(c, "protection_domain", allowed);
       }
     }
+    // A PD run by one of capvisor's runtimes (capvisor:runtime, such as the VMM) may have no image
+    // of its own: the runtime's check says whether it needs one.
     if (programImage) pd.programImage = programImage;
-    else
+    else if (pd.extensions.runtime === undefined)
       this.error(
         el,
         `protection domain "${pdName}" has no <program_image>: add <program_image path="${pdName}.wasm" />`,

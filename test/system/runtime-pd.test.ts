@@ -17,6 +17,7 @@ import { CapType, TCB_CTABLE, ThreadState } from "../../src/kernel/types.js";
 import { type BootedSystem, bootSystem } from "../../src/system/boot.js";
 import { INPUT_CAP, LoadError, MONITOR_EP, REPLY_CAP } from "../../src/system/loader.js";
 import { loadSdf } from "../../src/system/sdf.js";
+import { type VmmPD, vmmRuntime } from "../../src/vmm/vmm-pd.js";
 import {
   RUNTIME_FS_EP,
   RUNTIME_WAKE,
@@ -56,7 +57,7 @@ test("a runtime PD runs its applications, and their files come from its file-ser
   const lines: string[] = [];
   const events: string[] = [];
   const sys = await bootSystem(SYSTEM, {
-    runtime: wasmedgeRuntime,
+    runtimes: [wasmedgeRuntime],
     cores: 2,
     onLine: (pd, l) => lines.push(`[${pd}] ${l}`),
     onEvent: (pd, m) => events.push(`${pd}: ${m}`),
@@ -170,7 +171,7 @@ test("payloads larger than the shared buffer travel in chunks; a symlink cannot 
   const lines: string[] = [];
   const events: string[] = [];
   const sys = await bootSystem(file, {
-    runtime: wasmedgeRuntime,
+    runtimes: [wasmedgeRuntime],
     cores: 2,
     onLine: (pd, l) => lines.push(`[${pd}] ${l}`),
     onEvent: (pd, m) => events.push(`${pd}: ${m}`),
@@ -246,9 +247,18 @@ test("runtime PD configuration: attributes, defaults and clear errors", async ()
 
   const pd = (attrs: string, image = "app.wasm") =>
     `<protection_domain name="rt" ${attrs}>\n  <program_image path="${image}" /></protection_domain>`;
-  assert.equal(
-    await configError(pd('capvisor:runtime="wasmtime"')),
-    'FILE:3:1: <protection_domain>: PD "rt": capvisor:runtime="wasmtime" is not a runtime capvisor has; write capvisor:runtime="wasmedge"',
+  // An unknown runtime is refused when the system boots, naming the runtimes there are.
+  const unknown = describe(pd('capvisor:runtime="wasmtime"'));
+  await assert.rejects(
+    bootSystem<RuntimePD | VmmPD>(unknown, { runtimes: [wasmedgeRuntime, vmmRuntime] }),
+    (e: Error) => {
+      assert.ok(e instanceof LoadError);
+      assert.equal(
+        e.message.replace(unknown, "FILE"),
+        'FILE:3:1: <protection_domain>: PD "rt": capvisor:runtime="wasmtime" is not a runtime capvisor has here; the runtimes are "wasmedge", "vmm"',
+      );
+      return true;
+    },
   );
   assert.equal(
     await configError(pd('capvisor:runtime="wasmedge" capvisor:dirs="/d:./nowhere"')),
@@ -271,4 +281,17 @@ test("runtime PD configuration: attributes, defaults and clear errors", async ()
     'FILE:3:1: <protection_domain>: PD "rt": capvisor:apps configures a runtime PD; add capvisor:runtime="wasmedge" or remove it',
   );
   assert.match(await configError(pd('capvisor:runtime="wasmedge" passive="true"')), /cannot be passive/);
+  // The cross-VM channel: both attributes, a declared channel end and a read-write map of the ring.
+  assert.match(
+    await configError(pd('capvisor:runtime="wasmedge" capvisor:channel="1"')),
+    /capvisor:channel and capvisor:ring go together/,
+  );
+  assert.match(
+    await configError(pd('capvisor:runtime="wasmedge" capvisor:channel="1" capvisor:ring="r"')),
+    /capvisor:channel="1": this PD has no channel end with id 1 that may notify; declare the <channel>/,
+  );
+  assert.match(
+    await configError('<protection_domain name="rt" capvisor:runtime="wasmedge"></protection_domain>'),
+    /needs a <program_image> \(its first application\) or capvisor:channel and capvisor:ring/,
+  );
 });
