@@ -71,6 +71,12 @@ export function trapOf(e: unknown): { kind: string; message: string } {
   return { kind: "HostError", message: msg };
 }
 
+/** The result of a run its caller cancelled: "cancelled" on stderr, exit code 1. */
+export function cancelledRun(out: Pick<RunOptions, "stderr">, totalNs: number): RunResult {
+  out.stderr(new TextEncoder().encode("cancelled\n"));
+  return { exitCode: TRAP_EXIT_CODE, stats: { totalNs, hostNs: 0 } };
+}
+
 /** Converts a reactor argument to what V8 expects for a parameter of type `t`. */
 function convertArg(v: number | bigint, t: string): number | bigint {
   switch (t) {
@@ -258,7 +264,7 @@ function releaseWorker(w: Worker): void {
 export function runInWorker(
   job: AppJob,
   services: { fs: AnyService; net: AnyService },
-  out: Pick<RunOptions, "stdout" | "stderr">,
+  out: Pick<RunOptions, "stdout" | "stderr"> & { signal?: AbortSignal },
 ): Promise<RunResult> {
   const stdioService: AnyService = {
     handle: ((r: StdioReq) => {
@@ -273,6 +279,7 @@ export function runInWorker(
       w.off("message", onMessage);
       w.off("error", onError);
       w.off("exit", onExit);
+      out.signal?.removeEventListener("abort", onAbort);
       server.close();
       if (reusable) releaseWorker(w);
       resolve(r);
@@ -291,9 +298,20 @@ export function runInWorker(
         },
         false,
       );
+    // Cancelling: the guest may be anywhere (a loop, a blocking host call), so its thread is
+    // terminated rather than asked; the worker is not reused.
+    const onAbort = () => {
+      void w.terminate();
+      finish(cancelledRun(out, 0), false);
+    };
     w.on("message", onMessage);
     w.on("error", onError);
     w.on("exit", onExit);
+    if (out.signal?.aborted) {
+      onAbort();
+      return;
+    }
+    out.signal?.addEventListener("abort", onAbort, { once: true });
     w.postMessage(job);
   });
 }

@@ -21,7 +21,7 @@
  * file server, network server and stdio callbacks through a request channel (service.ts). So a
  * guest that blocks blocks only its own thread, and any number of runs proceed at once.
  */
-import { FUEL_CHUNK, runInWorker, TRAP_EXIT_CODE, trapOf } from "./appworker.js";
+import { cancelledRun, FUEL_CHUNK, runInWorker, TRAP_EXIT_CODE, trapOf } from "./appworker.js";
 import { FileServer } from "./fileserver.js";
 import { NetServer, type NetServerOptions } from "./netserver.js";
 import { createChannelBuffer } from "./service.js";
@@ -36,7 +36,14 @@ export { TRAP_EXIT_CODE } from "./appworker.js";
  */
 export const networkPolicy: NetServerOptions = {};
 
-export async function runWasi(wasm: Uint8Array, opts: RunOptions): Promise<RunResult> {
+/**
+ * `signal` cancels the run: its worker is terminated and the run resolves with exit code 1 after
+ * "cancelled" on stderr (what the cross-VM channel's JOB_CANCEL needs, vm-jobs.ts).
+ */
+export async function runWasi(
+  wasm: Uint8Array,
+  opts: RunOptions & { signal?: AbortSignal },
+): Promise<RunResult> {
   const t0 = performance.now();
   const limits = opts.limits ?? {};
   const metering =
@@ -75,6 +82,10 @@ export async function runWasi(wasm: Uint8Array, opts: RunOptions): Promise<RunRe
     fs = opts.fileService !== undefined ? null : new FileServer(opts.preopens);
   } catch (e) {
     return failure(e);
+  }
+  if (opts.signal?.aborted) {
+    fs?.closeAll();
+    return cancelledRun(opts, totalNs());
   }
   const net = new NetServer(networkPolicy);
   try {

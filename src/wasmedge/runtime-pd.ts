@@ -21,9 +21,14 @@
  * - `<program_image>` names the first application's module (it is what Microkit's validator
  *   checks exists). Without `capvisor:apps` the PD runs that module alone, without arguments;
  *   with it, the first application must be that module.
- * A runtime PD has no maps, irqs, channels, children or virtual machine, and is not passive (its
- * only authority is what the loader gives it, below). Bad configuration is a LoadError
- * `file:line:column: <protection_domain>: what is wrong; what to do`.
+ * - `capvisor:channel` and `capvisor:ring`, together: the PD also runs jobs a Linux guest sends
+ *   over the cross-VM channel (docs/vm-channel.md, src/vmm/): its end `channel` of a declared
+ *   channel to the VM's VMM PD, and the memory region `ring`, which it maps read-write. Such a PD
+ *   may have no application of its own (no `<program_image>`). Jobs run with its dirs and env.
+ * Besides that one channel and mapping, a runtime PD has no maps, irqs, channels, children or
+ * virtual machine, and is not passive (its only authority is what the loader gives it, below).
+ * Bad configuration is a LoadError `file:line:column: <protection_domain>: what is wrong; what
+ * to do`.
  *
  * What the loader builds for a runtime PD (besides what every PD gets: slot 1 its notification,
  * slot 4 its Reply, slot 5 the monitor endpoint):
@@ -58,6 +63,7 @@ import {
   seL4_MessageInfo_get_label,
   seL4_MessageInfo_new,
   seL4_SetMR,
+  seL4_Signal,
   seL4_Wait,
 } from "../pd/libsel4.js";
 import {
@@ -67,8 +73,16 @@ import {
   seL4_IRQHandler_SetNotification,
 } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
+import { RingRegion } from "../platform/ring.js";
 import type { PDRuntime, RuntimeHooks } from "../system/boot.js";
-import { check, INPUT_CAP, LoadError, type LoadedPD, type LoadedSystem } from "../system/loader.js";
+import {
+  BASE_OUTPUT_NOTIFICATION_CAP,
+  check,
+  INPUT_CAP,
+  LoadError,
+  type LoadedPD,
+  type LoadedSystem,
+} from "../system/loader.js";
 import type { SdfProtectionDomain, SystemDescription } from "../system/sdf-types.js";
 import {
   buildFileServerPD,
@@ -85,6 +99,7 @@ import {
 import { runWasi } from "./runner.js";
 import type { AnyService } from "./service.js";
 import type { Preopen, RunResult } from "./types.js";
+import { defaultRun, VmJobServer } from "./vm-jobs.js";
 
 export const RUNTIME_FS_EP = 266;
 export const RUNTIME_WAKE = 267;
@@ -103,13 +118,15 @@ export interface RuntimeConfig {
   apps: RuntimeApp[];
   preopens: Preopen[];
   env: [string, string][];
+  /** The cross-VM channel it serves jobs on: its channel id and the ring region. */
+  vmChannel: { id: number; ring: string } | null;
 }
 
 const CONFIG_KEYS = ["apps", "dirs", "env"];
 
-/** Whether `pd` is a runtime PD (its `capvisor:runtime` is set). */
+/** Whether `pd` is a WasmEdge runtime PD (`capvisor:runtime="wasmedge"`). */
 export function isRuntimePD(pd: SdfProtectionDomain): boolean {
-  return pd.extensions.runtime !== undefined;
+  return pd.extensions.runtime === "wasmedge";
 }
 
 /** The runtime configuration of `pd`, checked; throws LoadError for anything wrong. */
@@ -121,10 +138,33 @@ export function runtimeConfig(sys: SystemDescription, pd: SdfProtectionDomain): 
   const ext = pd.extensions;
   if (ext.runtime !== "wasmedge")
     bad(`capvisor:runtime="${ext.runtime}" is not a runtime capvisor has; write capvisor:runtime="wasmedge"`);
-  if (pd.maps.length > 0 || pd.irqs.length > 0 || pd.children.length > 0 || pd.virtualMachine !== undefined)
-    bad("a runtime PD takes no <map>, <irq>, child PD or <virtual_machine>; remove them");
-  if (sys.channels.some((c) => c.ends.some((e) => e.pd === pd.name)))
-    bad("a runtime PD has no channels yet; remove the <channel> naming it");
+  if (pd.irqs.length > 0 || pd.children.length > 0 || pd.virtualMachine !== undefined)
+    bad("a runtime PD takes no <irq>, child PD or <virtual_machine>; remove them");
+  // Its one channel and one mapping are the cross-VM channel (docs/vm-channel.md), if any.
+  let vmChannel: RuntimeConfig["vmChannel"] = null;
+  if ((ext.channel === undefined) !== (ext.ring === undefined))
+    bad("capvisor:channel and capvisor:ring go together: name both the channel id and the ring region");
+  if (ext.channel !== undefined) {
+    const id = Number(ext.channel);
+    if (
+      !Number.isInteger(id) ||
+      !sys.channels.some((c) => c.ends.some((e) => e.pd === pd.name && e.id === id && e.notify))
+    )
+      bad(
+        `capvisor:channel="${ext.channel}": this PD has no channel end with id ${ext.channel} that may notify; declare the <channel>`,
+      );
+    const mr = sys.memoryRegions.find((r) => r.name === ext.ring);
+    const map = pd.maps.find((m) => m.mr === ext.ring);
+    if (mr === undefined || map === undefined || !map.perms.write)
+      bad(`capvisor:ring="${ext.ring}": this PD must map memory region "${ext.ring}" with perms="rw"`);
+    if (mr!.size < 0x10000)
+      bad(`memory region "${ext.ring}" is ${mr!.size} bytes; a ring needs at least 64 KiB (0x10000)`);
+    vmChannel = { id, ring: ext.ring! };
+  }
+  if (pd.maps.some((m) => m.mr !== vmChannel?.ring))
+    bad("a runtime PD maps no memory region but its capvisor:ring; remove the other <map>s");
+  if (sys.channels.some((c) => c.ends.some((e) => e.pd === pd.name && e.id !== vmChannel?.id)))
+    bad("a runtime PD's only channel is its capvisor:channel; remove the other <channel>s naming it");
   if (pd.passive) bad('a runtime PD cannot be passive; remove passive="true"');
   const base = dirname(sys.file);
 
@@ -157,6 +197,13 @@ export function runtimeConfig(sys: SystemDescription, pd: SdfProtectionDomain): 
     env.push([kv.slice(0, eq), kv.slice(eq + 1)]);
   }
 
+  // A runtime PD that serves a VM may start with no application of its own.
+  if (pd.programImage.path === "" && ext.apps === undefined && vmChannel !== null)
+    return { apps: [], preopens, env, vmChannel };
+  if (pd.programImage.path === "")
+    bad(
+      "a runtime PD needs a <program_image> (its first application) or capvisor:channel and capvisor:ring (it serves a VM)",
+    );
   const lines =
     ext.apps === undefined
       ? [[pd.programImage.path]]
@@ -190,7 +237,7 @@ export function runtimeConfig(sys: SystemDescription, pd: SdfProtectionDomain): 
     names.set(stem, n);
     apps.push({ name: n === 1 ? stem : `${stem}-${n}`, path, args: argv });
   }
-  return { apps, preopens, env };
+  return { apps, preopens, env, vmChannel };
 }
 
 /** Checks the `capvisor:` attributes of every PD: runtime configuration only on runtime PDs. */
@@ -198,7 +245,7 @@ export function runtimeConfigs(sys: SystemDescription): Map<SdfProtectionDomain,
   const out = new Map<SdfProtectionDomain, RuntimeConfig>();
   for (const pd of sys.allProtectionDomains) {
     if (isRuntimePD(pd)) out.set(pd, runtimeConfig(sys, pd));
-    else
+    else if (pd.extensions.runtime === undefined)
       for (const key of CONFIG_KEYS)
         if (pd.extensions[key] !== undefined)
           throw new LoadError(
@@ -386,17 +433,19 @@ function* runtimeProgram(
   const closing: number[] = [];
   const wake = () => hooks.raise(wakeLine);
   // The applications start when the kernel first runs this thread.
+  /** The file server as one application's session sees it: requests queued for this thread. */
+  const fileServiceFor = (session: number): AnyService => ({
+    handle: ((req: unknown) =>
+      new Promise((resolve, reject) => {
+        queue.push({ session, msg: serialize(req), resolve, reject });
+        wake();
+      })) as AnyService["handle"],
+  });
   const runs = config.apps.map(async (app, session) => {
     const label = `${rt.pd.name}/${app.name}`;
     const out = lineSplitter((l) => hooks.onLine(label, l));
     const err = lineSplitter((l) => hooks.onLine(label, l));
-    const fileService: AnyService = {
-      handle: ((req: unknown) =>
-        new Promise((resolve, reject) => {
-          queue.push({ session, msg: serialize(req), resolve, reject });
-          wake();
-        })) as AnyService["handle"],
-    };
+    const fileService = fileServiceFor(session);
     let r: RunResult;
     try {
       r = await runWasi(readFileSync(app.path), {
@@ -421,10 +470,57 @@ function* runtimeProgram(
     hooks.onEvent(rt.pd.name, `runtime failure: ${e instanceof Error ? e.message : String(e)}`),
   );
 
+  // Jobs from a VM (docs/vm-channel.md). The server runs in this PD: it reads and writes the
+  // ring region, and its notify() only asks this thread to signal the channel, since a syscall
+  // can only be made when the kernel runs the thread (the output of a job arrives at any time).
+  let vmJobs: VmJobServer | null = null;
+  let notifyVm = false;
+  let pumping = false;
+  if (config.vmChannel !== null) {
+    let nextSession = config.apps.length;
+    let jobs = 0;
+    vmJobs = new VmJobServer(new RingRegion(hooks.region(config.vmChannel.ring)), {
+      notify: () => {
+        notifyVm = true;
+        // From a job's output (any time): wake this thread. From pump() below, this thread is
+        // already running and signals after it; raising the line then would re-enter it.
+        if (!pumping) wake();
+      },
+      run: async (module, args, io, signal) => {
+        const session = nextSession++;
+        const n = ++jobs;
+        hooks.onLine(rt.pd.name, `job ${n} from the VM: ${args.join(" ")} (${module.length} bytes)`);
+        const run = defaultRun({
+          env: config.env,
+          preopens: config.preopens,
+          fileService: fileServiceFor(session),
+        });
+        try {
+          const code = await run(module, args, io, signal);
+          hooks.onLine(rt.pd.name, `job ${n} exited with code ${code}`);
+          return code;
+        } finally {
+          closing.push(session);
+          wake();
+        }
+      },
+    });
+  }
+
   for (;;) {
     yield* seL4_Wait(u, INPUT_CAP);
     // Acknowledge before draining: a request queued from now on raises the line again.
     yield* seL4_IRQHandler_Ack(u, RUNTIME_WAKE);
+    pumping = true;
+    try {
+      vmJobs?.pump();
+    } finally {
+      pumping = false;
+    }
+    if (notifyVm) {
+      notifyVm = false;
+      yield* seL4_Signal(u, BASE_OUTPUT_NOTIFICATION_CAP + config.vmChannel!.id);
+    }
     while (queue.length > 0 || closing.length > 0) {
       const q = queue.shift();
       if (q !== undefined) {
