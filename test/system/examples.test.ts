@@ -313,8 +313,8 @@ test("spinners: while (1) {} is preempted by priority and held to its budget", a
 
 // ------------------------------------------------------------------------------- default
 
-test("the default system (npm start) runs ping-pong, the queue and the spinners together", () => {
-  const res = spawnSync(process.execPath, [MAIN, "up", join(EXAMPLES, "default.system"), "--for", "3000"], {
+test("the Wasm PD showcase (examples/wasm-pds.system) runs ping-pong, the queue and the spinners together", () => {
+  const res = spawnSync(process.execPath, [MAIN, "up", join(EXAMPLES, "wasm-pds.system"), "--for", "3000"], {
     encoding: "utf8",
   });
   assert.equal(res.status, 0, res.stderr);
