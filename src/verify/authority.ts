@@ -17,10 +17,21 @@
  *   everything B has (it can make B act for it, or take B's caps).
  * The fixpoint of these rules is computed exactly (finite facts). Edges between domains are then
  * read off the closed distribution; every edge carries the concrete chain of capabilities.
+ *
+ * Virtual machines (issue 5). Each `<virtual_machine>` is a domain of its own, named by the VM,
+ * read from its vcpu thread exactly like a PD: the loader gives it an empty CSpace, a VSpace of its
+ * own, a VCPU, a SchedContext, and the VMM PD's endpoint as its fault handler (badge bit 62 | vcpu
+ * id), and it gives the VMM the VM's TCB and VCPU caps. So the same rules yield: VMM -> VM
+ * control, VM -> VMM call (a fault is a message, and the VMM's reply resumes the guest), and
+ * anything further only through what the VMM itself holds. What the guest does inside the VM
+ * (v86) is not modelled: the VM is one domain. The VMM is capvisor's own trusted code; whatever
+ * the VMM can reach counts as reachable by its guest, which over-approximates a VMM that forwards
+ * only the channel device (docs/vm-channel.md). A VM's own `<map>`s are not built by the loader
+ * (the VMM runtime rejects them), so a description with any is refused rather than under-reported.
  */
 import { bootKernel } from "../kernel/core/boot.js";
 import type { Kernel } from "../kernel/state.js";
-import type { Cap, CNodeObj, KObject, Notification, VSpace } from "../kernel/structures.js";
+import type { Cap, CNodeObj, KObject, Notification, TCB, VSpace } from "../kernel/structures.js";
 import {
   CapType,
   RIGHT_GRANT,
@@ -36,7 +47,7 @@ import {
 import { runSync, SyncThread } from "../pd/syncthread.js";
 import { buildSystem, INPUT_CAP, type LoadedSystem, REPLY_CAP } from "../system/loader.js";
 import { loadSdf } from "../system/sdf.js";
-import type { SystemDescription } from "../system/sdf-types.js";
+import type { SdfLocation, SdfMap, SystemDescription } from "../system/sdf-types.js";
 
 /** Kinds of authority between two domains. `A -> B: k` reads "A can k B". */
 export const KINDS = ["read", "write", "signal", "send", "call", "grant", "control"] as const;
@@ -44,6 +55,16 @@ export type Kind = (typeof KINDS)[number];
 
 /** The trusted root task (loader, then monitor): a receiver only, never an intermediary. */
 export const MONITOR = "monitor";
+/** Target of control edges from caps to kernel services (Untyped, IRQControl, ...). */
+const KERNEL = "kernel";
+
+/** A description the analysis cannot vouch for (a name clash, a VM mapping it cannot see). */
+export class AnalysisError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AnalysisError";
+  }
+}
 
 /** One capability in a chain: `pd` holds at `where` a `cap` with `rights` to `object`; it leads to `next`. */
 export interface Step {
@@ -67,9 +88,11 @@ export interface Edge {
 }
 
 export interface AuthorityGraph {
-  /** PDs in description order, then `irq:N` pseudo-domains, then the monitor. */
+  /** PDs in description order, then virtual machines, then `irq:N` pseudo-domains, then the monitor. */
   domains: string[];
   pds: string[];
+  /** Virtual machines (each a domain named by its `<virtual_machine name=>`), in description order. */
+  vms: string[];
   /** One edge per (from, to, kind): the one with the shortest chain. */
   edges: Edge[];
   kernel: Kernel;
@@ -136,9 +159,55 @@ export async function analyseFile(path: string): Promise<{ sys: SystemDescriptio
   return { sys, graph: analyseSystem(sys) };
 }
 
+/** A thread the analysis reads as a domain: a PD's, or a virtual machine's vcpu. */
+interface DomainThread {
+  name: string;
+  tcb: TCB;
+  /** The `<map>`s behind its mappings (display names of shared frames). */
+  maps: readonly SdfMap[];
+}
+
+/**
+ * Domain names must be unique: the analysis keys everything by name, so a VM called like a PD
+ * (which the SDF parser does not forbid: it checks VM names among VMs only) would merge the two.
+ */
+function checkDomainNames(sys: SystemDescription): void {
+  const at = (loc: SdfLocation): string => `${loc.file}:${loc.line}:${loc.column}`;
+  const seen = new Map<string, string>();
+  const claim = (name: string, what: string, loc: SdfLocation): void => {
+    if (name === MONITOR || name === KERNEL || name.startsWith("irq:"))
+      throw new AnalysisError(
+        `${at(loc)}: ${what} "${name}": verify reserves this name for ${name.startsWith("irq:") ? "interrupt lines" : `the ${name}`}; rename it`,
+      );
+    const first = seen.get(name);
+    if (first !== undefined)
+      throw new AnalysisError(
+        `${at(loc)}: ${what} "${name}" has the name of ${first}: verify names domains by these names; rename one`,
+      );
+    seen.set(name, `${what} at ${at(loc)}`);
+  };
+  for (const pd of sys.allProtectionDomains) claim(pd.name, "protection domain", pd.loc);
+  for (const pd of sys.allProtectionDomains) {
+    const vm = pd.virtualMachine;
+    if (vm === undefined) continue;
+    claim(vm.name, "virtual machine", vm.loc);
+    if (vm.maps.length > 0)
+      throw new AnalysisError(
+        `${at(vm.maps[0]!.loc)}: virtual machine "${vm.name}" maps memory region "${vm.maps[0]!.mr}", which the loader does not map into the guest: verify cannot account for it; remove the <map> (the guest's memory is the VMM's capvisor:ram)`,
+      );
+  }
+}
+
 export function analyseSystem(sys: SystemDescription): AuthorityGraph {
+  checkDomainNames(sys);
   const { kernel: k, loaded } = buildKernelState(sys);
   const pds = loaded.pds.map((l) => l.pd.name);
+  const vms = loaded.vms.map((v) => v.name);
+  const threads: DomainThread[] = [
+    ...loaded.pds.map((l) => ({ name: l.pd.name, tcb: l.tcb, maps: l.pd.maps })),
+    ...loaded.vms.map((v) => ({ name: v.name, tcb: v.tcb, maps: [] })),
+  ];
+  const domainsWithThreads = threads.map((t) => t.name);
 
   // --- Names and owners of objects (display; `owner` decides control edges) ---
   const label = new Map<KObject, string>();
@@ -148,14 +217,16 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
     owner.set(o, pd);
     if (!label.has(o)) label.set(o, `${what} of ${pd}`);
   };
-  for (const l of loaded.pds) {
+  for (const l of threads) {
     const t = l.tcb;
-    const n = l.pd.name;
+    const n = l.name;
     own(t, n, "TCB");
     own(t.ctes[TCB_CTABLE]!.cap.obj, n, "CNode");
     own(t.ctes[TCB_VTABLE]!.cap.obj, n, "VSpace");
     own(t.ctes[TCB_IPC_BUFFER]!.cap.obj, n, "IPC buffer");
     own(t.sc, n, "SchedContext");
+    // A VM's vcpu: its VCPU cap (held by the VMM) reads and writes the guest's CPU state.
+    own(t.vcpu, n, "VCPU");
     const cn = t.ctes[TCB_CTABLE]!.cap.obj as CNodeObj;
     const input = cn.existingSlot(INPUT_CAP)?.cap.obj;
     if (input) label.set(input, `${capName(cn.slot(INPUT_CAP).cap.type)} of ${n}`);
@@ -165,7 +236,7 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
     const vs = t.ctes[TCB_VTABLE]!.cap.obj as VSpace;
     for (const m of vs.mappings.values()) {
       if (label.has(m.frame)) continue;
-      const sm = l.pd.maps.find((x) => {
+      const sm = l.maps.find((x) => {
         const mr = sys.memoryRegions.find((r) => r.name === x.mr);
         return mr !== undefined && m.vaddr >= x.vaddr && m.vaddr < x.vaddr + mr.size;
       });
@@ -215,11 +286,29 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
           fault,
           via: [],
         };
+  /** A mapping or kernel-held link: usable by its holder, never moved by IPC. */
+  const linkFact = (
+    pd: string,
+    where: string,
+    type: CapType,
+    obj: KObject,
+    rights: number,
+    badge = 0n,
+  ): Fact => ({
+    type,
+    obj,
+    rights,
+    badge,
+    origin: { pd, where },
+    transferable: false,
+    fault: false,
+    via: [],
+  });
   /** Caps without an object (IRQHandler, Untyped, controls): kept apart, they only give control edges. */
   const objectless: { pd: string; where: string; cap: Cap }[] = [];
 
-  for (const l of loaded.pds) {
-    const pd = l.pd.name;
+  for (const l of threads) {
+    const pd = l.name;
     const t = l.tcb;
     facts.set(pd, new Map());
     const seen = new Set<CNodeObj>();
@@ -243,16 +332,7 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
     const vs = t.ctes[TCB_VTABLE]!.cap.obj as VSpace | null;
     if (vs !== null)
       for (const m of vs.mappings.values())
-        add(pd, {
-          type: CapType.Frame,
-          obj: m.frame,
-          rights: m.rights,
-          badge: 0n,
-          origin: { pd, where: `mapping at 0x${m.vaddr.toString(16)}` },
-          transferable: false,
-          fault: false,
-          via: [],
-        });
+        add(pd, linkFact(pd, `mapping at 0x${m.vaddr.toString(16)}`, CapType.Frame, m.frame, m.rights));
     for (const [slot, what] of [
       [TCB_FAULT_HANDLER, "TCB fault handler"],
       [TCB_TIMEOUT_HANDLER, "TCB timeout handler"],
@@ -261,29 +341,14 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
       if (f !== null) add(pd, f);
     }
     if (t.boundNotification !== null)
-      add(pd, {
-        type: CapType.Notification,
-        obj: t.boundNotification,
-        rights: RIGHT_READ,
-        badge: 0n,
-        origin: { pd, where: "bound notification of its TCB" },
-        transferable: false,
-        fault: false,
-        via: [],
-      });
+      add(
+        pd,
+        linkFact(pd, "bound notification of its TCB", CapType.Notification, t.boundNotification, RIGHT_READ),
+      );
   }
   // The monitor receives on its endpoint (it holds far more, but is trusted: see MONITOR).
   facts.set(MONITOR, new Map());
-  add(MONITOR, {
-    type: CapType.Endpoint,
-    obj: monitorEp,
-    rights: RIGHT_READ,
-    badge: 0n,
-    origin: { pd: MONITOR, where: "root CNode" },
-    transferable: false,
-    fault: false,
-    via: [],
-  });
+  add(MONITOR, linkFact(MONITOR, "root CNode", CapType.Endpoint, monitorEp, RIGHT_READ));
 
   const step = (pd: string, f: Fact, next: string, use: string): Step => ({
     pd,
@@ -316,7 +381,8 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
       f.type === CapType.Thread ||
       f.type === CapType.CNode ||
       f.type === CapType.VSpace ||
-      f.type === CapType.SchedContext
+      f.type === CapType.SchedContext ||
+      f.type === CapType.VCPU
     ) {
       const o = owner.get(f.obj);
       return o;
@@ -334,7 +400,7 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
   };
   for (let changed = true; changed; ) {
     changed = false;
-    for (const a of pds) {
+    for (const a of domainsWithThreads) {
       for (const f of [...facts.get(a)!.values()]) {
         if (f.fault) continue;
         if (f.type === CapType.Endpoint && (f.rights & RIGHT_WRITE) !== 0) {
@@ -375,7 +441,7 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
     if (old === undefined || chain.length < old.chain.length) edges.set(key, { from, to, kind, chain });
   };
   const recvStep = (b: string, r: Fact, use: string): Step => ({ ...step(b, r, b, use), next: "-" });
-  for (const a of pds) {
+  for (const a of domainsWithThreads) {
     for (const f of facts.get(a)!.values()) {
       if (f.type === CapType.Endpoint && (f.rights & RIGHT_WRITE) !== 0)
         for (const { pd: b, f: r } of receivers(f.obj, CapType.Endpoint)) {
@@ -415,7 +481,7 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
     }
   }
   for (const { pd, where, cap } of objectless) {
-    const to = cap.type === CapType.IRQHandler ? `irq:${cap.irq}` : "kernel";
+    const to = cap.type === CapType.IRQHandler ? `irq:${cap.irq}` : KERNEL;
     edge(pd, to, "control", [
       { pd, where, cap: capName(cap.type), rights: "-", badge: "0x0", object: to, next: to, use: "control" },
     ]);
@@ -427,30 +493,22 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
     if (c.isNull || c.obj === null) continue;
     const d = `irq:${line}`;
     irqDomains.push(d);
-    const f: Fact = {
-      type: CapType.Notification,
-      obj: c.obj as Notification,
-      rights: c.rights,
-      badge: badgeOf(c),
-      origin: { pd: d, where: `kernel IRQ node, line ${line}` },
-      transferable: false,
-      fault: false,
-      via: [],
-    };
+    const where = `kernel IRQ node, line ${line}`;
+    const f = linkFact(d, where, CapType.Notification, c.obj as Notification, c.rights, badgeOf(c));
     for (const { pd: b, f: r } of receivers(c.obj, CapType.Notification))
       edge(d, b, "signal", [step(d, f, b, "signal"), ...r.via, recvStep(b, r, "wait")]);
   }
   for (const e of edges.values())
     if (e.to.startsWith("irq:") && !irqDomains.includes(e.to)) irqDomains.push(e.to);
 
-  const order = [...pds, ...irqDomains, MONITOR];
+  const order = [...domainsWithThreads, ...irqDomains, MONITOR];
   const sorted = [...edges.values()].sort(
     (x, y) =>
       order.indexOf(x.from) - order.indexOf(y.from) ||
       order.indexOf(x.to) - order.indexOf(y.to) ||
       KINDS.indexOf(x.kind) - KINDS.indexOf(y.kind),
   );
-  return { domains: order, pds, edges: sorted, kernel: k, loaded };
+  return { domains: order, pds, vms, edges: sorted, kernel: k, loaded };
 }
 
 /** Kinds from `from` to `to`. */
@@ -468,10 +526,11 @@ export function infoPath(g: AuthorityGraph, from: string, to: string): Edge[] | 
     if (!out.has(x)) out.set(x, []);
     out.get(x)!.push({ to: y, e });
   };
-  for (const e of g.edges) {
-    if (e.kind !== "read") link(e.from, e.to, e);
+  // Forward links first, so that among equally short paths the one that reads in the direction
+  // of the flow ("linux calls vmm" rather than "vmm controls linux") is reported.
+  for (const e of g.edges) if (e.kind !== "read") link(e.from, e.to, e);
+  for (const e of g.edges)
     if (e.kind === "read" || e.kind === "call" || e.kind === "control") link(e.to, e.from, e);
-  }
   const prev = new Map<string, { from: string; e: Edge }>();
   const queue = [from];
   const seen = new Set([from]);
@@ -512,8 +571,9 @@ export function formatMatrix(g: AuthorityGraph): string {
     grant: "g",
     control: "C",
   };
-  const cols = g.domains.filter((d) => g.edges.some((e) => e.to === d) || g.pds.includes(d));
-  const rows = g.domains.filter((d) => g.edges.some((e) => e.from === d) || g.pds.includes(d));
+  const always = (d: string): boolean => g.pds.includes(d) || g.vms.includes(d);
+  const cols = g.domains.filter((d) => g.edges.some((e) => e.to === d) || always(d));
+  const rows = g.domains.filter((d) => g.edges.some((e) => e.from === d) || always(d));
   const cell = (a: string, b: string): string =>
     a === b
       ? "\\"
@@ -529,7 +589,7 @@ export function formatMatrix(g: AuthorityGraph): string {
     "",
     "r read (can read memory the other writes)  w write (can write memory the other reads)  s signal",
     "S send  c call (a reply comes back; fault messages count as calls)  g grant (caps can flow)",
-    "C control (TCB/CNode/VSpace/SchedContext of the other, or an IRQ handler)",
+    "C control (TCB/CNode/VSpace/SchedContext/VCPU of the other, or an IRQ handler)",
   );
   return lines.join("\n");
 }

@@ -9,8 +9,10 @@
  *   isolate:                    # optional: no information path at all, even through other PDs
  *     - app -> crypto
  *
- * Domains are PD names and `irq:N`; kinds are read, write, signal, send, call, grant, control
- * (`call` also allows `send`). Authority towards the monitor (the trusted root task) is not checked.
+ * Domains are PD names, virtual machine names (`<virtual_machine name=>`: a VM is a domain of its
+ * own, reaching others only through its VMM PD) and `irq:N`; kinds are read, write, signal, send,
+ * call, grant, control (`call` also allows `send`). Authority towards the monitor (the trusted
+ * root task) is not checked.
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import {
@@ -52,7 +54,8 @@ export interface PropertyResult {
   counterexamples: Edge[];
 }
 
-const ARROW = /^\s*([A-Za-z0-9_:.-]+)\s*->\s*([A-Za-z0-9_:.-]+)\s*$/;
+// Names are anything without blanks: the SDF parser does not restrict PD or VM names further.
+const ARROW = /^\s*(\S+?)\s*->\s*(\S+)\s*$/;
 
 /** Parse a policy. `domains` (when given) are the names a policy may use. */
 export function parsePolicy(text: string, file: string, domains?: readonly string[]): Policy {

@@ -5,11 +5,20 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { analyseFile, type Edge, formatMatrix, kindsBetween } from "../../src/verify/authority.js";
+import { parseSdf } from "../../src/system/sdf.js";
+import {
+  AnalysisError,
+  analyseFile,
+  analyseSystem,
+  type Edge,
+  formatMatrix,
+  infoPath,
+  kindsBetween,
+} from "../../src/verify/authority.js";
 import { checkPolicy, type PropertyResult, parsePolicy } from "../../src/verify/policy.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -152,7 +161,7 @@ test("crypto-to-driver: a transitive information path app => logger through cryp
   assert.equal(iso.verdict, "COUNTEREXAMPLE");
   assert.deepEqual(
     iso.counterexamples.map((e) => `${e.from}->${e.to}:${e.kind}`),
-    ["crypto->app:read", "crypto->driver:signal", "driver->logger:signal"],
+    ["app->crypto:write", "crypto->driver:signal", "driver->logger:signal"],
   );
 });
 
@@ -204,4 +213,211 @@ test("capvisor verify: exit codes and messages", () => {
   assert.match(badPolicy.stderr, /policy\.yaml:5:3: unknown domain 'app'/);
   const badXml = run("test/verify/nonexistent.system");
   assert.equal(badXml.status, 2);
+});
+
+// --- Virtual machines: a VM is a domain of its own, reaching others only through its VMM ---
+
+const path = (edges: Edge[] | null): string[] | null =>
+  edges === null ? null : edges.map((e) => `${e.from}->${e.to}:${e.kind}`);
+
+async function checkText(system: string, policy: string): Promise<PropertyResult[]> {
+  const { graph } = await analyseFile(system);
+  return checkPolicy(graph, parsePolicy(policy, "inline policy", graph.domains));
+}
+
+test("vm-isolated: linux reaches only its VMM, never hello, and no flow reaches linux but the VMM's", async () => {
+  const { graph } = await analyseFile(join(ROOT, "examples/vm-isolated.system"));
+  assert.deepEqual(graph.domains, ["hello", "vmm", "linux", "monitor"]);
+  assert.deepEqual(graph.vms, ["linux"]);
+  assert.deepEqual(
+    graph.edges.filter((e) => e.from === "linux").map((e) => `${e.to}:${e.kind}`),
+    ["vmm:call"],
+  );
+  assert.deepEqual(
+    graph.edges.filter((e) => e.to === "linux").map((e) => `${e.from}:${e.kind}`),
+    ["vmm:control"],
+  );
+  // The guest's one way out is a fault message to its VMM, through the TCB's fault handler.
+  const fault = graph.edges.find((e) => e.from === "linux")!;
+  assert.match(
+    fmt(fault.chain[0]!),
+    /^linux: TCB fault handler: Endpoint .* badge 0x4000000000000000 to Endpoint of vmm \(fault message\)/,
+  );
+  assert.match(
+    fmt(graph.edges.find((e) => e.to === "linux")!.chain[0]!),
+    /^vmm: slot 266: TCB .* TCB of linux/,
+  );
+  assert.equal(infoPath(graph, "linux", "hello"), null);
+  assert.equal(infoPath(graph, "hello", "linux"), null);
+  assert.deepEqual(path(infoPath(graph, "linux", "vmm")), ["linux->vmm:call"]);
+  const m = formatMatrix(graph).split("\n");
+  assert.match(m[3]!, /^linux\s+\.\s+c\s+\\\s+\.\s*$/);
+});
+
+test("vm-isolated: a policy isolating linux from hello is PROVED", async () => {
+  const r = await checkText(
+    join(ROOT, "examples/vm-isolated.system"),
+    "flows:\n  linux -> vmm: [call]\n  vmm -> linux: [control]\nisolate:\n  - linux -> hello\n  - hello -> linux\n",
+  );
+  assert.ok(r.some((p) => p.property === "no information path linux => hello"));
+  for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
+});
+
+const DEFAULT_POLICY = `flows:
+  linux -> vmm: [call]
+  vmm -> linux: [control]
+  vmm -> wasmedge: [read, write, signal]
+  wasmedge -> vmm: [read, write, signal]
+`;
+
+test("default.system: exactly linux <-> vmm <-> wasmedge is PROVED", async () => {
+  const r = await checkText(join(ROOT, "examples/default.system"), DEFAULT_POLICY);
+  assert.equal(r.length, 5);
+  for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
+});
+
+test("default.system: forbidding linux => wasmedge gives the chain through the VMM's channel and ring", async () => {
+  const r = await checkText(
+    join(ROOT, "examples/default.system"),
+    `${DEFAULT_POLICY}isolate:\n  - linux -> wasmedge\n`,
+  );
+  const iso = r.find((p) => p.property === "no information path linux => wasmedge")!;
+  assert.equal(iso.verdict, "COUNTEREXAMPLE");
+  assert.deepEqual(path(iso.counterexamples), ["linux->vmm:call", "vmm->wasmedge:write"]);
+  const [fault, ring] = iso.counterexamples.map((e) => e.chain.map(fmt));
+  assert.match(fault![0]!, /^linux: TCB fault handler: Endpoint .* to Endpoint of vmm \(fault message\)/);
+  assert.match(fault![1]!, /^vmm: slot 1: Endpoint .* to Endpoint of vmm \(receive\)/);
+  assert.match(ring![0]!, /^vmm: mapping at 0x4000000: Frame R\+W .* region "vm_ring" \(write\)/);
+  assert.match(ring![1]!, /^wasmedge: mapping at 0x4000000: .* region "vm_ring" \(read\)/);
+  // The channel's notification is the other way there: one edge per kind, each with its chain.
+  const { graph } = await analyseFile(join(ROOT, "examples/default.system"));
+  const signal = graph.edges.find((e) => e.from === "vmm" && e.to === "wasmedge" && e.kind === "signal")!;
+  assert.match(fmt(signal.chain[0]!), /^vmm: slot 11: Notification W badge 0x2 to Notification of wasmedge/);
+  // Without the VMM's own channel, the guest would reach nothing: the flows into it are the VMM's.
+  assert.deepEqual(kindsBetween(graph, "linux", "wasmedge"), []);
+  assert.deepEqual(kindsBetween(graph, "wasmedge", "linux"), []);
+});
+
+const VM_POLICY = join(INSECURE, "vm-policy.yaml");
+
+test("insecure/vm-secure satisfies vm-policy.yaml, without the guest image it names", async () => {
+  // The examples name a guest image that does not exist: verify only builds kernel state.
+  assert.match(readFileSync(join(INSECURE, "vm-secure.system"), "utf8"), /no-such-guest\/image\.json/);
+  assert.equal(existsSync(join(INSECURE, "no-such-guest/image.json")), false);
+  const r = await check(join(INSECURE, "vm-secure.system"), VM_POLICY);
+  assert.ok(r.some((p) => p.property === "linux -> vmm only [call]"));
+  for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
+});
+
+/** VM example -> a violation it must report (as EXPECTED) and the isolation it breaks, with its path. */
+const EXPECTED_VM: Record<
+  string,
+  { from: string; to: string; kind: string; first: RegExp; isolation: string; path: string[] }
+> = {
+  "vm-ring-in-app": {
+    from: "vmm",
+    to: "app",
+    kind: "write",
+    first: /^vmm: mapping at 0x4000000: Frame R\+W .* region "vm_ring" \(write\)/,
+    isolation: "linux => app",
+    path: ["linux->vmm:call", "vmm->app:write"],
+  },
+  "vm-channel-to-crypto": {
+    from: "vmm",
+    to: "crypto",
+    kind: "signal",
+    first: /^vmm: slot 12: Notification W badge 0x2 to Notification of crypto \(signal\)/,
+    isolation: "linux => crypto",
+    path: ["linux->vmm:call", "vmm->crypto:signal"],
+  },
+  "vmm-child-of-app": {
+    from: "app",
+    to: "linux",
+    kind: "control",
+    first: /^app: slot 203: TCB .* to TCB of vmm \(control\)/,
+    isolation: "app => linux",
+    path: ["app->linux:control"],
+  },
+};
+
+for (const [name, want] of Object.entries(EXPECTED_VM))
+  test(`insecure/${name} is rejected with the right chain and path`, async () => {
+    const r = await check(join(INSECURE, `${name}.system`), VM_POLICY);
+    const e = violations(r).find((x) => x.from === want.from && x.to === want.to && x.kind === want.kind);
+    assert.ok(
+      e,
+      violations(r)
+        .map((x) => `${x.from}->${x.to}:${x.kind}`)
+        .join(" "),
+    );
+    assert.match(fmt(e.chain[0]!), want.first);
+    const last = e.chain[e.chain.length - 1]!;
+    assert.ok(last.pd === want.to || last.next === want.to, fmt(last));
+    const iso = r.find((p) => p.property === `no information path ${want.isolation}`)!;
+    assert.equal(iso.verdict, "COUNTEREXAMPLE");
+    assert.deepEqual(path(iso.counterexamples), want.path);
+  });
+
+test("vmm-child-of-app: control is transitive, app takes the VM's TCB from the VMM it controls", async () => {
+  const { graph } = await analyseFile(join(INSECURE, "vmm-child-of-app.system"));
+  const e = graph.edges.find((x) => x.from === "app" && x.to === "linux" && x.kind === "control")!;
+  assert.deepEqual(e.chain.map(fmt), [
+    "app: slot 203: TCB - badge 0x0 to TCB of vmm (control)",
+    "app: (acquired; vmm's slot 266): TCB - badge 0x0 to TCB of linux (control)",
+  ]);
+});
+
+const vmSystem = (
+  vmName: string,
+  vmBody = '<vcpu id="0" />',
+): string => `<system xmlns:capvisor="https://capvisor.dev/sdf">
+  <memory_region name="mem" size="0x1000" />
+  <protection_domain name="hello" priority="100"><program_image path="hello.wasm" /></protection_domain>
+  <protection_domain name="vmm" priority="150" capvisor:runtime="vmm">
+    <virtual_machine name="${vmName}" priority="50" capvisor:image="none.json">${vmBody}</virtual_machine>
+  </protection_domain>
+</system>`;
+
+test("a VM named like a PD, or like a reserved domain, is refused", () => {
+  assert.throws(
+    () => analyseSystem(parseSdf(vmSystem("hello"), "clash.system")),
+    (e: unknown) =>
+      e instanceof AnalysisError &&
+      /^clash\.system:5:5: virtual machine "hello" has the name of protection domain at clash\.system:3:3/.test(
+        e.message,
+      ),
+  );
+  assert.throws(() => analyseSystem(parseSdf(vmSystem("monitor"), "m.system")), /reserves this name/);
+  assert.throws(() => analyseSystem(parseSdf(vmSystem("irq:3"), "i.system")), /reserves this name/);
+});
+
+test("a VM with a <map> of its own is refused: the loader does not build it, verify cannot see it", () => {
+  const sys = parseSdf(
+    vmSystem("linux", '<vcpu id="0" /><map mr="mem" vaddr="0x100000" perms="rw" />'),
+    "map.system",
+  );
+  assert.throws(() => analyseSystem(sys), /virtual machine "linux" maps memory region "mem"/);
+});
+
+test("capvisor verify on a VM system: the matrix and a note on the VMM's trust", () => {
+  const run = spawnSync(process.execPath, [CLI, "verify", "examples/vm-isolated.system"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^linux\s+\.\s+c\s+\\/m);
+  assert.match(run.stdout, /VMM is capvisor's trusted code/);
+  const bad = spawnSync(
+    process.execPath,
+    [
+      CLI,
+      "verify",
+      "examples/insecure/vm-channel-to-crypto.system",
+      "--policy",
+      "examples/insecure/vm-policy.yaml",
+    ],
+    { cwd: ROOT, encoding: "utf8" },
+  );
+  assert.equal(bad.status, 1);
+  assert.match(bad.stdout, /COUNTEREXAMPLE no information path linux => crypto/);
 });
