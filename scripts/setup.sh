@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs the tools capvisor needs to build C protection domains for WebAssembly:
-# clang-16, lld-16 (wasm-ld), wasi-libc and the wasm32 compiler runtime (Debian 12 packages).
+# clang-16, lld-16 (wasm-ld), wasi-libc and the wasm32 compiler runtime, and for `capvisor verify
+# --channel` the SPIN model checker and gcc (Debian 12 packages).
 # Idempotent: prints nothing and exits 0 when everything is already present.
 # Runs as root (no sudo needed) or through sudo when it exists.
 set -u
 
-PACKAGES="clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32"
+PACKAGES="clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 spin gcc"
 
 installed() {
   [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
