@@ -169,7 +169,9 @@ export async function bootSystem<R = never>(
       );
   }
   for (const r of runtimes) r.check(sys);
-  step(`loading and instrumenting ${sys.allProtectionDomains.length} program image(s)`);
+  step(
+    `loading and instrumenting ${sys.allProtectionDomains.filter((pd) => !isRuntimePD(pd)).length} program image(s)`,
+  );
   // A runtime PD's program_image is its first application, run by the runtime, not a PD program.
   const images = sys.allProtectionDomains.map((pd) => (isRuntimePD(pd) ? null : loadProgram(sys, pd)));
 

@@ -1,7 +1,7 @@
 /**
  * A VM declared without a channel (examples/vm-isolated.system) reaches nothing outside its VM:
  * in the running system its guest finds no channel device, and `capvisor verify` finds no path
- * from it to the other PD.
+ * from it to the other PD. Its scheduling context (the description's budget and period) holds.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -46,6 +46,21 @@ test("the guest of a VM without a channel has no channel device: wasmedge-run sa
     lines.some((l) => l.startsWith("[hello] ")),
     lines.join("\n"),
   );
+});
+
+test("the VM's budget holds: a guest spinning on its CPU gets 2 ms every 10 ms of its core, no more", async (t) => {
+  const sc = sys.loaded.vms[0]!.tcb.sc!;
+  await guest.sh("(while :; do :; done) & sleep 0");
+  const c0 = sc.consumed;
+  const t0 = sys.platform.now();
+  await new Promise((r) => setTimeout(r, 3000));
+  const share = (sc.consumed - c0) / (sys.platform.now() - t0);
+  t.diagnostic(`the spinning VM used ${(share * 100).toFixed(1)}% of its core`);
+  // MCS: at most budget/period over a window, plus the overrun of one slice the kernel charges
+  // back as debt; and a runnable guest alone on its core gets its budget.
+  assert.ok(share <= 0.3, `the VM used ${(share * 100).toFixed(1)}% of its core`);
+  assert.ok(share >= 0.1, `the VM used only ${(share * 100).toFixed(1)}% of its core`);
+  await guest.sh("kill %1");
 });
 
 test("capvisor verify: no information path from the VM to the other PD, only to its VMM", async () => {
