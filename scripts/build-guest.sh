@@ -16,8 +16,9 @@ OUT="$ROOT/build/guest"
 DEBS="$OUT/debs"
 # DESIGN.md, reference figures: the serial console, no TSC calibration or speculation
 # mitigations (no use under an emulator), no crypto self-tests and no ISA PnP probe: each of
-# those costs seconds under v86.
-CMDLINE="console=ttyS0 tsc=reliable mitigations=off cryptomgr.notests noisapnp quiet"
+# those costs seconds under v86. A kernel oops or a soft lockup (a hung kernel) panics, so that the
+# VMM sees it and restarts the VM from its snapshot (src/vmm/vmm-pd.ts).
+CMDLINE="console=ttyS0 tsc=reliable mitigations=off cryptomgr.notests noisapnp quiet panic_on_oops=1 softlockup_panic=1"
 KERNEL_META="linux-image-686:i386"
 BUSYBOX="busybox-static:i386"
 say() { echo "build-guest.sh: $*"; }

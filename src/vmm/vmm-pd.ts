@@ -38,6 +38,10 @@ import { FaultType } from "../kernel/types.js";
 import { startThread } from "../pd/alloc.js";
 import {
   type Sel4Gen,
+  seL4_AllRights,
+  seL4_CanWrite,
+  seL4_CapInitThreadCNode,
+  seL4_CapIRQControl,
   seL4_GetMR,
   seL4_GetMRBig,
   seL4_MessageInfo_get_label,
@@ -46,12 +50,19 @@ import {
   seL4_ReplyRecv,
   seL4_Signal,
 } from "../pd/libsel4.js";
+import {
+  seL4_CNode_Mint,
+  seL4_IRQControl_Get,
+  seL4_IRQHandler_Ack,
+  seL4_IRQHandler_SetNotification,
+} from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
 import type { PDProgram } from "../platform/wasm-platform.js";
 import type { PDRuntime, RuntimeHooks } from "../system/boot.js";
 import {
   BASE_OUTPUT_NOTIFICATION_CAP,
   BASE_VM_TCB_CAP,
+  check,
   FAULT_BADGE,
   INPUT_CAP,
   LoadError,
@@ -102,6 +113,13 @@ export function vmmConfig(sys: SystemDescription, pd: SdfProtectionDomain): VmmC
     );
   if (pd.irqs.length > 0 || pd.children.length > 0) bad("a VMM PD takes no <irq> or child PD; remove them");
   if (pd.passive) bad('a VMM PD cannot be passive; remove passive="true"');
+  for (const c of sys.channels)
+    for (const e of c.ends)
+      if (e.pd === pd.name && e.id === RESTART_CHANNEL)
+        bad(
+          `channel id ${RESTART_CHANNEL} of a VMM PD is its restart doorbell; give the channel another id`,
+          at(c.loc, "channel"),
+        );
   if (vm.vcpus.length !== 1)
     bad(`virtual machine "${vm.name}" must have exactly one <vcpu> (v86 emulates one CPU)`, vmAt);
   if (vm.maps.length > 0)
@@ -176,6 +194,63 @@ export function vmmConfig(sys: SystemDescription, pd: SdfProtectionDomain): VmmC
   return { vm: vm.name, image, memoryBytes, channel };
 }
 
+/**
+ * The VMM PD's restart doorbell: an IRQHandler (slot VMM_RESTART_IRQ of its CSpace) of a spare
+ * line bound to its notification with badge RESTART_BADGE, which VmmPD.restart() raises. Channel
+ * id 61, the highest Microkit allows, is therefore not available to a VMM PD.
+ */
+export const VMM_RESTART_IRQ = 394;
+export const RESTART_CHANNEL = 61;
+const RESTART_BADGE = 1n << BigInt(RESTART_CHANNEL);
+
+function* restartDoorbell(
+  u: ThreadContext,
+  loaded: LoadedSystem,
+  pd: string,
+  ntfnCap: number,
+  cnodeCap: number,
+  line: number,
+): Sel4Gen<void> {
+  const handler = loaded.alloc.slot();
+  check(
+    `IRQControl_Get(${line})`,
+    pd,
+    yield* seL4_IRQControl_Get(u, seL4_CapIRQControl, line, seL4_CapInitThreadCNode, handler, 64),
+  );
+  const badged = loaded.alloc.slot();
+  check(
+    "badging its restart doorbell",
+    pd,
+    yield* seL4_CNode_Mint(
+      u,
+      seL4_CapInitThreadCNode,
+      badged,
+      64,
+      seL4_CapInitThreadCNode,
+      ntfnCap,
+      64,
+      seL4_CanWrite,
+      RESTART_BADGE,
+    ),
+  );
+  check("IRQHandler_SetNotification", pd, yield* seL4_IRQHandler_SetNotification(u, handler, badged));
+  check(
+    `placing a capability in slot ${VMM_RESTART_IRQ}`,
+    pd,
+    yield* seL4_CNode_Mint(
+      u,
+      cnodeCap,
+      VMM_RESTART_IRQ,
+      64,
+      seL4_CapInitThreadCNode,
+      handler,
+      64,
+      seL4_AllRights,
+      0,
+    ),
+  );
+}
+
 /** A running VMM PD and its VM. */
 export interface VmmPD {
   pd: string;
@@ -184,6 +259,11 @@ export interface VmmPD {
   vcpuTcb: TCB;
   /** Send bytes to the guest's serial console. */
   sendConsole(bytes: Uint8Array): void;
+  /**
+   * Restart the VM from its snapshot (a guest that hangs, or on a user's request): rings the
+   * VMM PD's restart doorbell; the VMM restarts the vcpu's thread, as it does after a panic.
+   */
+  restart(): void;
   /** Every byte the guest writes to its console. Returns a function that stops listening. */
   onConsole(listener: (bytes: Uint8Array) => void): () => void;
   stats: {
@@ -267,7 +347,13 @@ function* vmmThread(
       hooks.onEvent(config.vm, `${what}; restarting the VM from its snapshot`);
       // Starting the thread at its entry again makes the worker restore the snapshot.
       yield* startThread(u, BASE_VM_TCB_CAP + vcpuId, entry);
-    } else if ((badge & channelBit) !== 0n) {
+    } else if ((badge & RESTART_BADGE) !== 0n) {
+      yield* seL4_IRQHandler_Ack(u, VMM_RESTART_IRQ);
+      vmm.stats.restarts++;
+      hooks.onEvent(config.vm, "restarting the VM from its snapshot, as asked");
+      yield* startThread(u, BASE_VM_TCB_CAP + vcpuId, entry);
+    }
+    if ((badge & channelBit) !== 0n && (badge & FAULT_BADGE) === 0n) {
       vmm.stats.kicks++;
       Atomics.add(control, CONTROL_KICK, 1);
       Atomics.notify(control, CONTROL_KICK);
@@ -276,10 +362,22 @@ function* vmmThread(
   }
 }
 
-function* buildVmms(sys: SystemDescription, loaded: LoadedSystem, hooks: RuntimeHooks): Sel4Gen<VmmPD[]> {
+function* buildVmms(
+  u: ThreadContext,
+  sys: SystemDescription,
+  loaded: LoadedSystem,
+  hooks: RuntimeHooks,
+): Sel4Gen<VmmPD[]> {
   const out: VmmPD[] = [];
+  // Spare interrupt lines for the restart doorbells, from the bottom of the range above the
+  // per-core lines (the runtime PDs take theirs from the top).
+  const used = new Set(sys.allProtectionDomains.flatMap((pd) => pd.irqs.map((i) => i.irq)));
+  let nextLine = 32;
   for (const vm of loaded.vms) {
     if (vm.vmm.pd.extensions.runtime !== "vmm") continue;
+    while (used.has(nextLine)) nextLine++;
+    const restartLine = nextLine++;
+    yield* restartDoorbell(u, loaded, vm.vmm.pd.name, vm.vmm.ntfnCap, vm.vmm.cnodeCap, restartLine);
     const p = pending.get(vm.vmm.pd);
     if (p === undefined)
       throw new LoadError(`PD "${vm.vmm.pd.name}": its VM has no program (internal error)`);
@@ -291,6 +389,7 @@ function* buildVmms(sys: SystemDescription, loaded: LoadedSystem, hooks: Runtime
       tcb: vm.vmm.tcb,
       vcpuTcb: vm.tcb,
       sendConsole: (bytes) => p.port.postMessage({ type: "input", bytes } satisfies VmCommand),
+      restart: () => hooks.raise(restartLine),
       onConsole: (l) => {
         listeners.add(l);
         return () => listeners.delete(l);
@@ -338,6 +437,6 @@ export const vmmRuntime: PDRuntime<VmmPD> = {
     for (const pd of sys.allProtectionDomains) if (pd.extensions.runtime === "vmm") vmmConfig(sys, pd);
   },
   vmProgram,
-  build: (_u, _k, sys, loaded, hooks) => buildVmms(sys, loaded, hooks),
+  build: (u, _k, sys, loaded, hooks) => buildVmms(u, sys, loaded, hooks),
   threads: (v) => [v.tcb],
 };

@@ -110,3 +110,25 @@ test("the guest kernel crashing: the VMM restarts the VM from its snapshot; the 
     "hello, world\narg 1: after\nrc=0",
   );
 });
+
+test("VmmPD.restart(): the VMM restarts a VM on request (a hung guest) through its restart doorbell", async () => {
+  const restarts = vmm.stats.restarts;
+  // The guest's shell is busy for good: only a restart gets it back.
+  vmm.sendConsole(new TextEncoder().encode("while :; do :; done\n"));
+  await new Promise((r) => setTimeout(r, 500));
+  vmm.restart();
+  const deadline = Date.now() + 60_000;
+  while (vmm.stats.restarts === restarts && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.equal(vmm.stats.restarts, restarts + 1);
+  assert.ok(
+    events.some((e) => e === "[linux] restarting the VM from its snapshot, as asked"),
+    events.join("\n"),
+  );
+  vmm.sendConsole(new TextEncoder().encode("\n"));
+  await guest.waitFor(/linux:.*# /, 60_000, guest.output.length);
+  assert.equal(
+    await guest.sh("wasmedge-run /root/wasm/hello.wasm restarted"),
+    "hello, world\narg 1: restarted\nrc=0",
+  );
+});
