@@ -7,7 +7,11 @@
  * - on disk, under `cacheDir()`, the instrumented bytes, named by the SHA-256 of the original
  *   module, so a later process skips the instrumentation;
  * - in memory, the compiled `WebAssembly.Module`, so a later start in the same process (the
- *   runtime PD running many apps) skips compilation too.
+ *   runtime PD running many apps) skips compilation too;
+ * - in memory, what the CLI learnt of the original bytes (ModuleFacts: the structural parse, that
+ *   V8 validated them, the exported functions' signatures), so a later start skips re-parsing and
+ *   re-validating too. These are pure functions of the bytes, so the SHA-256 is a sound key; on a
+ *   hello-world they cost more than instantiating it (about 0.1 ms each, bench:wasmedge).
  *
  * Why not V8's compiled code on disk: Node 20 gives no way to get it. `v8.serialize` of a
  * `WebAssembly.Module` writes 2 bytes (a reference to a transfer slot, not the code) and
@@ -21,7 +25,9 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { FuncType, ParsedModule } from "./parse.js";
 import type { PreparedModule } from "./types.js";
+import { exportedFunctions, type FuncSig } from "./wasi/module.js";
 
 /**
  * instrument.ts's FUEL_EXPORT (docs/wasm-abi.md, "Preemption"), repeated here because importing
@@ -63,6 +69,24 @@ export interface PrepareOptions {
   instrument?: boolean;
   /** A cheap rewrite applied first (e.g. the memory page limit); `name` goes into the key. */
   transform?: { name: string; apply: (bytes: Uint8Array) => Uint8Array };
+  /** sha256(bytes), when the caller has it already (hashing is most of a memory hit's cost). */
+  sha256?: string;
+}
+
+/**
+ * What is known of a module's original bytes, kept by their hash. Only successes are kept: a
+ * module that fails to parse or validate is examined again on every start, so its report stays
+ * complete (and nothing about it is trusted).
+ */
+export interface ModuleFacts {
+  /** The structural parse (parse.ts), for the CLI's mode and reactor checks. */
+  parsed?: ParsedModule;
+  /** Each function's type by function index (imports first), from `parsed`. */
+  funcTypes?: (FuncType | undefined)[];
+  /** True once V8 has validated the bytes. */
+  valid?: true;
+  /** The exported functions' signatures (the runner converts reactor arguments with them). */
+  exports?: Map<string, FuncSig>;
 }
 
 export interface CacheOptions {
@@ -78,6 +102,7 @@ function isInstrumented(m: WebAssembly.Module): boolean {
 export class ModuleCache {
   readonly dir: string | null;
   private readonly compiled = new Map<string, WebAssembly.Module>();
+  private readonly known = new Map<string, ModuleFacts>();
 
   constructor(opts: CacheOptions = {}) {
     this.dir = opts.dir === undefined ? cacheDir() : opts.dir;
@@ -91,11 +116,25 @@ export class ModuleCache {
   }
 
   /**
+   * The facts kept for the module whose original bytes hash to `sha`: a record the caller fills
+   * in as it learns them (created empty on first use, kept as long as the compiled modules).
+   */
+  facts(sha: string): ModuleFacts {
+    let f = this.known.get(sha);
+    if (f === undefined) {
+      f = {};
+      this.known.set(sha, f);
+    }
+    return f;
+  }
+
+  /**
    * The instrumented, compiled form of `bytes`. Throws what `instrumentPreemption` throws
    * (WasmInstrumentError) for a module that is invalid; validate first for WasmEdge's messages.
    */
   async prepare(bytes: Uint8Array, opts: PrepareOptions = {}): Promise<PrepareResult> {
-    const sha = sha256(bytes);
+    const sha = opts.sha256 ?? sha256(bytes);
+    const facts = this.facts(sha);
     const instrumented = opts.instrument ?? true;
     const variant = opts.transform?.name ?? "";
     const key = `${sha}/${variant}/${instrumented}`;
@@ -105,13 +144,19 @@ export class ModuleCache {
       hit: PrepareResult["hit"],
       instrumentMs: number,
       compileMs: number,
-    ) => ({
-      prepared: { module, sha256: sha, instrumented },
-      hit,
-      instrumentMs,
-      compileMs,
-      path,
-    });
+    ) => {
+      // Read from the original bytes (once they compiled: invalid bytes throw what the step
+      // that failed throws): neither the memory limit nor the fuel checks change an exported
+      // function.
+      facts.exports ??= exportedFunctions(bytes);
+      return {
+        prepared: { module, sha256: sha, instrumented, exports: facts.exports },
+        hit,
+        instrumentMs,
+        compileMs,
+        path,
+      };
+    };
     const memo = this.compiled.get(key);
     if (memo !== undefined) return result(memo, "memory", 0, 0);
 
@@ -144,9 +189,10 @@ export class ModuleCache {
     return result(module, "miss", t1 - t0, t2 - t1);
   }
 
-  /** Forgets the compiled modules held in memory (the disk cache stays). */
+  /** Forgets the compiled modules and facts held in memory (the disk cache stays). */
   clearMemory(): void {
     this.compiled.clear();
+    this.known.clear();
   }
 }
 

@@ -11,7 +11,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { basename, extname, resolve } from "node:path";
-import { defaultCache } from "./cache.js";
+import { defaultCache, type ModuleFacts, sha256 } from "./cache.js";
 import { describeModule, functionTypes, type ParsedModule, parseWasm, WasmParseError } from "./parse.js";
 import { errorHead, formatValue, logLine, offsetLine, parseArg, quoted } from "./report.js";
 import type { Preopen, RunOptions, RunResult } from "./types.js";
@@ -139,9 +139,15 @@ export function parseRunArgs(argv: string[]): RunCommandOptions {
 
 // ---- loading and validation, shared by the three commands ----
 
-type Loaded = { ok: true; bytes: Uint8Array; module: ParsedModule; path: string } | { ok: false };
+type Loaded =
+  | { ok: true; bytes: Uint8Array; module: ParsedModule; path: string; sha: string; facts: ModuleFacts }
+  | { ok: false };
 
-/** Reads and structurally parses a module, reporting failures as WasmEdge's loader does. */
+/**
+ * Reads and structurally parses a module, reporting failures as WasmEdge's loader does. The parse
+ * is kept in the module cache by the bytes' hash (cache.ts, ModuleFacts): hashing costs a fraction
+ * of parsing, and a process that starts the same module again (the runtime PD) skips the parse.
+ */
 function load(file: string, io: CommandIO): Loaded {
   const path = resolve(file);
   let bytes: Uint8Array;
@@ -153,8 +159,11 @@ function load(file: string, io: CommandIO): Loaded {
     io.stderr(logLine("error", `    File name: ${quoted(path)}`));
     return { ok: false };
   }
+  const sha = sha256(bytes);
+  const facts = defaultCache().facts(sha);
   try {
-    return { ok: true, bytes, module: parseWasm(bytes), path };
+    facts.parsed ??= parseWasm(bytes);
+    return { ok: true, bytes, module: facts.parsed, path, sha, facts };
   } catch (e) {
     if (!(e instanceof WasmParseError)) throw e;
     io.stderr(logLine("error", errorHead("loading", e.message.replace(/ @\+.*$/, ""), e.code)));
@@ -181,9 +190,16 @@ const V8_ERRORS: [RegExp, number, string][] = [
   [/start function/i, 0x219, "start function"],
 ];
 
-/** Validates with V8, the engine that runs the module; reports WasmEdge-style. */
+/**
+ * Validates with V8, the engine that runs the module; reports WasmEdge-style. Bytes that V8
+ * validated once are not validated again (ModuleFacts.valid, keyed by their hash).
+ */
 function validate(loaded: Extract<Loaded, { ok: true }>, io: CommandIO): boolean {
-  if (WebAssembly.validate(loaded.bytes)) return true;
+  if (loaded.facts.valid) return true;
+  if (WebAssembly.validate(loaded.bytes)) {
+    loaded.facts.valid = true;
+    return true;
+  }
   let msg = "rejected by V8";
   try {
     new WebAssembly.Module(loaded.bytes);
@@ -317,7 +333,8 @@ export async function runCommand(
 
   // As WasmEdge 0.14: without a `_start () -> ()` the module runs in reactor mode anyway, and a
   // `_start` of another type becomes the function to call.
-  const types = functionTypes(loaded.module);
+  loaded.facts.funcTypes ??= functionTypes(loaded.module);
+  const types = loaded.facts.funcTypes;
   const start = loaded.module.exports.find((e) => e.kind === "func" && e.name === "_start");
   const startType = start && types[start.index];
   const validStart =
@@ -370,6 +387,7 @@ export async function runCommand(
   try {
     prepared = (
       await defaultCache().prepare(loaded.bytes, {
+        sha256: loaded.sha,
         instrument: metering,
         ...(pages === undefined
           ? {}

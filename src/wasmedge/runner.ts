@@ -24,7 +24,7 @@
 import { cancelledRun, FUEL_CHUNK, runInWorker, TRAP_EXIT_CODE, trapOf } from "./appworker.js";
 import { FileServer } from "./fileserver.js";
 import { NetServer, type NetServerOptions } from "./netserver.js";
-import { createChannelBuffer } from "./service.js";
+import type { AnyService } from "./service.js";
 import type { RunOptions, RunResult } from "./types.js";
 import { exportedFunctions, type FuncSig, limitMemory } from "./wasi/module.js";
 
@@ -63,8 +63,8 @@ export async function runWasi(
   let fs: FileServer | null;
   try {
     let bytes = wasm;
-    sigs = exportedFunctions(bytes);
     const prepared = opts.prepared;
+    sigs = prepared?.exports ?? exportedFunctions(bytes);
     if (prepared !== undefined && (prepared.instrumented || !metering)) {
       // The cache (cache.ts) already applied the memory limit and, for a metered run, the fuel
       // checks: nothing to rewrite or compile. The fuel is set after instantiation.
@@ -87,12 +87,18 @@ export async function runWasi(
     fs?.closeAll();
     return cancelledRun(opts, totalNs());
   }
-  const net = new NetServer(networkPolicy);
+  // Made on the first socket call: most applications never open one.
+  const sockets: { server: NetServer | null } = { server: null };
+  const netService: AnyService = {
+    handle: ((req: Parameters<NetServer["handle"]>[0]) => {
+      sockets.server ??= new NetServer(networkPolicy);
+      return sockets.server.handle(req);
+    }) as AnyService["handle"],
+  };
   try {
     const r = await runInWorker(
       {
         module,
-        sab: createChannelBuffer(),
         args: opts.args,
         env: opts.env,
         preopens: opts.preopens.map((p) => ({ guest: p.guest, ...(p.readOnly ? { readOnly: true } : {}) })),
@@ -102,13 +108,13 @@ export async function runWasi(
         metering,
         sigs,
       },
-      { fs: fs ?? opts.fileService!, net },
+      { fs: fs ?? opts.fileService!, net: netService },
       opts,
     );
     r.stats.totalNs = totalNs();
     return r;
   } finally {
     fs?.closeAll();
-    net.closeAll();
+    sockets.server?.closeAll();
   }
 }

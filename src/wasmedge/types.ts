@@ -1,3 +1,5 @@
+import type { FuncSig } from "./wasi/module.js";
+
 /**
  * The contract between the WASI host (wasi/, runner.ts) and its users (the `capvisor run`
  * command, the runtime PD): how one guest application is run and what comes back.
@@ -57,6 +59,11 @@ export interface PreparedModule {
   sha256: string;
   /** Whether the module carries the fuel checks (`capvisor_fuel`, `capvisor.preempt`). */
   instrumented: boolean;
+  /**
+   * The exported functions' signatures, as wasi/module.ts exportedFunctions reads them from the
+   * original bytes; when absent the runner reads them itself.
+   */
+  exports?: Map<string, FuncSig>;
 }
 
 export interface RunStats {

@@ -21,8 +21,9 @@ import {
   RingError,
   type RingRegion,
 } from "../platform/ring.js";
+import { ModuleCache } from "./cache.js";
 import { runWasi } from "./runner.js";
-import type { Preopen, RunLimits, RunOptions } from "./types.js";
+import type { Preopen, PreparedModule, RunLimits, RunOptions } from "./types.js";
 
 /** Where a job's output goes. */
 export interface JobIo {
@@ -363,8 +364,17 @@ export interface GuestRunSettings {
  * and 1 after a message on stderr for a trap or a limit (never WasmEdge's 128+).
  */
 export function defaultRun(settings: GuestRunSettings): RunJob {
+  // Guests send the same modules again and again: compile each once (by its hash, in memory).
+  const cache = new ModuleCache({ dir: null });
   return async (module, args, io, signal) => {
+    let prepared: PreparedModule | undefined;
+    try {
+      prepared = (await cache.prepare(module, { instrument: false })).prepared;
+    } catch {
+      // Not a valid module: runWasi reports what is wrong the way `capvisor run` does.
+    }
     const r = await runWasi(module, {
+      ...(prepared !== undefined ? { prepared } : {}),
       args,
       env: settings.env,
       preopens: settings.preopens,
