@@ -28,12 +28,19 @@
  * the VMM can reach counts as reachable by its guest, which over-approximates a VMM that forwards
  * only the channel device (docs/vm-channel.md). A VM's own `<map>`s are not built by the loader
  * (the VMM runtime rejects them), so a description with any is refused rather than under-reported.
+ * (The VMM runtime builds no kernel object after the loader: vmm-pd.ts only registers programs.)
+ *
+ * Runtime PDs. After the loader, the WasmEdge runtime builds a file-server PD and a doorbell for
+ * each runtime PD (runtime-pd.ts, buildRuntimeKernelObjects); verify runs that same code, with no
+ * program and no application file, so the file server is a domain `<pd>.fs` read like a PD, and the
+ * doorbell an `irq:N`. Its access to the host's files is outside the kernel model: not analysed.
  */
 import { bootKernel } from "../kernel/core/boot.js";
 import type { Kernel } from "../kernel/state.js";
 import type { Cap, CNodeObj, KObject, Notification, TCB, VSpace } from "../kernel/structures.js";
 import {
   CapType,
+  PAGE_BITS,
   RIGHT_GRANT,
   RIGHT_GRANT_REPLY,
   RIGHT_READ,
@@ -48,6 +55,14 @@ import { runSync, SyncThread } from "../pd/syncthread.js";
 import { buildSystem, INPUT_CAP, type LoadedSystem, REPLY_CAP } from "../system/loader.js";
 import { loadSdf } from "../system/sdf.js";
 import type { SdfLocation, SdfMap, SystemDescription } from "../system/sdf-types.js";
+import { buildVmmKernelObjects } from "../vmm/vmm-pd.js";
+import { SHM_VADDR } from "../wasmedge/fileserver-pd.js";
+import {
+  buildRuntimeKernelObjects,
+  isRuntimePD,
+  type RuntimeKernelObjects,
+  runtimeConfigs,
+} from "../wasmedge/runtime-pd.js";
 
 /** Kinds of authority between two domains. `A -> B: k` reads "A can k B". */
 export const KINDS = ["read", "write", "signal", "send", "call", "grant", "control"] as const;
@@ -88,9 +103,14 @@ export interface Edge {
 }
 
 export interface AuthorityGraph {
-  /** PDs in description order, then virtual machines, then `irq:N` pseudo-domains, then the monitor. */
+  /**
+   * PDs in description order (each runtime PD followed by its file server), then virtual
+   * machines, then `irq:N` pseudo-domains, then the monitor.
+   */
   domains: string[];
   pds: string[];
+  /** The file-server PDs of the runtime PDs (`<pd>.fs`), built by the runtime after the loader. */
+  fileServers: string[];
   /** Virtual machines (each a domain named by its `<virtual_machine name=>`), in description order. */
   vms: string[];
   /** One edge per (from, to, kind): the one with the shortest chain. */
@@ -138,8 +158,18 @@ function badgeOf(c: Cap): bigint {
   return (BigInt(c.badgeHi >>> 0) << 32n) | BigInt(c.badgeLo >>> 0);
 }
 
-/** Build the system with the loader on a fresh kernel, without running any PD. */
-export function buildKernelState(sys: SystemDescription): { kernel: Kernel; loaded: LoadedSystem } {
+/** The domain of runtime PD `pd`'s file server (the name buildFileServerPD gives its thread). */
+export const fileServerName = (pd: string): string => `${pd}.fs`;
+
+/**
+ * Build the system with the loader on a fresh kernel, then the kernel objects of the runtime PDs
+ * (as bootSystem does, from the same code), without running any PD.
+ */
+export function buildKernelState(sys: SystemDescription): {
+  kernel: Kernel;
+  loaded: LoadedSystem;
+  runtimes: RuntimeKernelObjects[];
+} {
   let cores = 2;
   for (const pd of sys.allProtectionDomains) cores = Math.max(cores, pd.cpu + 1);
   const k = bootKernel({ cores, memoryBytes: 512 * 1024 * 1024 });
@@ -151,7 +181,13 @@ export function buildKernelState(sys: SystemDescription): { kernel: Kernel; load
     buildSystem(root, k, sys, (_pd, i) => 0x1000 * (i + 1)),
     () => 0,
   );
-  return { kernel: k, loaded };
+  // The runtime's configuration is checked as bootSystem checks it (a LoadError), but not the
+  // host's files: the kernel objects do not depend on them.
+  const configs = runtimeConfigs(sys, { hostFiles: false });
+  const runtimes = runSync(k, root, buildRuntimeKernelObjects(root, k, sys, loaded, configs), () => 0);
+  // Then the VMM's (its restart doorbells), in the order bootSystem runs the runtimes.
+  runSync(k, root, buildVmmKernelObjects(root, sys, loaded), () => 0);
+  return { kernel: k, loaded, runtimes };
 }
 
 export async function analyseFile(path: string): Promise<{ sys: SystemDescription; graph: AuthorityGraph }> {
@@ -186,6 +222,10 @@ function checkDomainNames(sys: SystemDescription): void {
       );
     seen.set(name, `${what} at ${at(loc)}`);
   };
+  // File servers first, so that a PD named like one is the one reported (it is the one to rename).
+  for (const pd of sys.allProtectionDomains)
+    if (isRuntimePD(pd))
+      claim(fileServerName(pd.name), `the file-server PD of runtime PD "${pd.name}"`, pd.loc);
   for (const pd of sys.allProtectionDomains) claim(pd.name, "protection domain", pd.loc);
   for (const pd of sys.allProtectionDomains) {
     const vm = pd.virtualMachine;
@@ -200,11 +240,18 @@ function checkDomainNames(sys: SystemDescription): void {
 
 export function analyseSystem(sys: SystemDescription): AuthorityGraph {
   checkDomainNames(sys);
-  const { kernel: k, loaded } = buildKernelState(sys);
+  const { kernel: k, loaded, runtimes } = buildKernelState(sys);
   const pds = loaded.pds.map((l) => l.pd.name);
   const vms = loaded.vms.map((v) => v.name);
+  const fileServers = runtimes.map((r) => fileServerName(r.rt.pd.name));
+  // Each runtime PD is followed by its file server.
   const threads: DomainThread[] = [
-    ...loaded.pds.map((l) => ({ name: l.pd.name, tcb: l.tcb, maps: l.pd.maps })),
+    ...loaded.pds.flatMap((l) => [
+      { name: l.pd.name, tcb: l.tcb, maps: l.pd.maps },
+      ...runtimes
+        .filter((r) => r.rt === l)
+        .map((r) => ({ name: fileServerName(l.pd.name), tcb: r.fileServer.tcb, maps: [] })),
+    ]),
     ...loaded.vms.map((v) => ({ name: v.name, tcb: v.tcb, maps: [] })),
   ];
   const domainsWithThreads = threads.map((t) => t.name);
@@ -245,6 +292,16 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
         label.set(m.frame, `page ${(m.vaddr - sm.vaddr) / mr.pageSize} of region "${sm.mr}"`);
       }
     }
+  }
+  // A runtime PD and its file server share a buffer (fileserver-pd.ts), mapped at SHM_VADDR in both.
+  for (const r of runtimes) {
+    const vs = r.fileServer.tcb.ctes[TCB_VTABLE]!.cap.obj as VSpace;
+    for (const m of vs.mappings.values())
+      if (m.vaddr >= SHM_VADDR)
+        label.set(
+          m.frame,
+          `page ${(m.vaddr - SHM_VADDR) >> PAGE_BITS} of the file-server buffer of ${r.rt.pd.name}`,
+        );
   }
   const monitorEp = k.rootCNode.slot(loaded.monitorEp).cap.obj!;
   label.set(monitorEp, "Endpoint of monitor");
@@ -408,8 +465,12 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
             if (b === a || b === MONITOR) continue;
             if ((f.rights & RIGHT_GRANT) !== 0)
               changed =
-                transfer(a, b, [...f.via, step(a, f, b, "grant"), { ...step(b, r, b, "receive") }], true) ||
-                changed;
+                transfer(
+                  a,
+                  b,
+                  [...f.via, step(a, f, b, "grant"), ...r.via, step(b, r, b, "receive")],
+                  true,
+                ) || changed;
             if (canCall(f)) {
               const rep = [...facts.get(b)!.values()].find(
                 (x) => x.type === CapType.Reply && (x.rights & RIGHT_GRANT) !== 0,
@@ -419,7 +480,8 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
                   transfer(
                     b,
                     a,
-                    [...f.via, step(a, f, b, "call"), ...rep.via, step(b, rep, a, "reply grant")],
+                    // r.via: how B came to receive on it (it may be an acquired cap).
+                    [...f.via, step(a, f, b, "call"), ...r.via, ...rep.via, step(b, rep, a, "reply grant")],
                     true,
                   ) || changed;
             }
@@ -457,6 +519,7 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
               edge(b, a, "grant", [
                 ...f.via,
                 step(a, f, b, "call"),
+                ...r.via,
                 ...rep.via,
                 step(b, rep, a, "reply grant"),
               ]);
@@ -508,7 +571,7 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
       order.indexOf(x.to) - order.indexOf(y.to) ||
       KINDS.indexOf(x.kind) - KINDS.indexOf(y.kind),
   );
-  return { domains: order, pds, vms, edges: sorted, kernel: k, loaded };
+  return { domains: order, pds, fileServers, vms, edges: sorted, kernel: k, loaded };
 }
 
 /** Kinds from `from` to `to`. */
@@ -558,38 +621,4 @@ export function infoPath(g: AuthorityGraph, from: string, to: string): Edge[] | 
 export function formatStep(s: Step): string {
   const next = s.next === "-" || s.next === s.pd ? "" : ` -> ${s.next}`;
   return `${s.pd}: ${s.where}: ${s.cap} ${s.rights} badge ${s.badge} to ${s.object} (${s.use})${next}`;
-}
-
-/** The flow matrix: rows are sources, columns targets, cells the kinds (abbreviated). */
-export function formatMatrix(g: AuthorityGraph): string {
-  const abbrev: Record<Kind, string> = {
-    read: "r",
-    write: "w",
-    signal: "s",
-    send: "S",
-    call: "c",
-    grant: "g",
-    control: "C",
-  };
-  const always = (d: string): boolean => g.pds.includes(d) || g.vms.includes(d);
-  const cols = g.domains.filter((d) => g.edges.some((e) => e.to === d) || always(d));
-  const rows = g.domains.filter((d) => g.edges.some((e) => e.from === d) || always(d));
-  const cell = (a: string, b: string): string =>
-    a === b
-      ? "\\"
-      : kindsBetween(g, a, b)
-          .map((k) => abbrev[k])
-          .join("") || ".";
-  const w0 = Math.max(7, ...rows.map((r) => r.length));
-  const ws = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r, c).length)));
-  const lines = [`${"from\\to".padEnd(w0)}  ${cols.map((c, i) => c.padEnd(ws[i]!)).join("  ")}`];
-  for (const r of rows)
-    lines.push(`${r.padEnd(w0)}  ${cols.map((c, i) => cell(r, c).padEnd(ws[i]!)).join("  ")}`);
-  lines.push(
-    "",
-    "r read (can read memory the other writes)  w write (can write memory the other reads)  s signal",
-    "S send  c call (a reply comes back; fault messages count as calls)  g grant (caps can flow)",
-    "C control (TCB/CNode/VSpace/SchedContext/VCPU of the other, or an IRQ handler)",
-  );
-  return lines.join("\n");
 }

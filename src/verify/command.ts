@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { LoadError } from "../system/loader.js";
 import { SdfError } from "../system/sdf.js";
-import { analyseFile, formatMatrix } from "./authority.js";
+import { type AuthorityGraph, analyseFile, type Kind, kindsBetween } from "./authority.js";
 import { checkPolicy, formatResults, PolicyError, parsePolicy } from "./policy.js";
 import { CHANNEL_CHECKS, checkChannelProtocol, formatSpinVerdict, SpinToolMissing } from "./spin.js";
 
@@ -54,6 +54,12 @@ export async function verifyCommand(args: string[], out: (s: string) => void = c
           "VMM PD can reach (its fault messages are calls to the VMM). The VMM is capvisor's trusted code and is\n" +
           "assumed to pass on anything it can: flows through it are over-approximated.",
       );
+    for (const fs of graph.fileServers)
+      out(
+        `\n${fs} is the file-server PD capvisor builds for runtime PD ${fs.slice(0, -3)}: the only code that touches the\n` +
+          "host's files for its applications. Its row shows all its kernel authority; what it reads and writes on the\n" +
+          "host (the runtime's capvisor:dirs) is outside the kernel model and not analysed.",
+      );
     return 0;
   }
   let text: string;
@@ -95,4 +101,38 @@ async function channelCommand(out: (s: string) => void): Promise<number> {
   const bad = verdicts.filter((v) => v.verdict !== "PROVED").length;
   out(`\n${verdicts.length} channel properties: ${verdicts.length - bad} PROVED, ${bad} not proved\n`);
   return bad === 0 ? 0 : 1;
+}
+
+/** The flow matrix (what `capvisor verify` prints without a policy): rows are sources, columns targets, cells the kinds (abbreviated). */
+export function formatMatrix(g: AuthorityGraph): string {
+  const abbrev: Record<Kind, string> = {
+    read: "r",
+    write: "w",
+    signal: "s",
+    send: "S",
+    call: "c",
+    grant: "g",
+    control: "C",
+  };
+  const always = (d: string): boolean => g.pds.includes(d) || g.fileServers.includes(d) || g.vms.includes(d);
+  const cols = g.domains.filter((d) => g.edges.some((e) => e.to === d) || always(d));
+  const rows = g.domains.filter((d) => g.edges.some((e) => e.from === d) || always(d));
+  const cell = (a: string, b: string): string =>
+    a === b
+      ? "\\"
+      : kindsBetween(g, a, b)
+          .map((k) => abbrev[k])
+          .join("") || ".";
+  const w0 = Math.max(7, ...rows.map((r) => r.length));
+  const ws = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r, c).length)));
+  const lines = [`${"from\\to".padEnd(w0)}  ${cols.map((c, i) => c.padEnd(ws[i]!)).join("  ")}`];
+  for (const r of rows)
+    lines.push(`${r.padEnd(w0)}  ${cols.map((c, i) => cell(r, c).padEnd(ws[i]!)).join("  ")}`);
+  lines.push(
+    "",
+    "r read (can read memory the other writes)  w write (can write memory the other reads)  s signal",
+    "S send  c call (a reply comes back; fault messages count as calls)  g grant (caps can flow)",
+    "C control (TCB/CNode/VSpace/SchedContext/VCPU of the other, or an IRQ handler)",
+  );
+  return lines.join("\n");
 }

@@ -67,6 +67,7 @@ import {
   INPUT_CAP,
   LoadError,
   type LoadedSystem,
+  type LoadedVM,
   REPLY_CAP,
 } from "../system/loader.js";
 import { describeFault } from "../system/monitor.js";
@@ -362,6 +363,30 @@ function* vmmThread(
   }
 }
 
+/**
+ * The kernel objects the VMM runtime adds after the loader: each VMM PD's restart doorbell. Its
+ * interrupt lines are spare ones from the bottom of the range above the per-core lines (the
+ * WasmEdge runtime PDs take theirs from the top). capvisor verify builds them too. Returns each
+ * VM's restart line.
+ */
+export function* buildVmmKernelObjects(
+  u: ThreadContext,
+  sys: SystemDescription,
+  loaded: LoadedSystem,
+): Sel4Gen<Map<LoadedVM, number>> {
+  const out = new Map<LoadedVM, number>();
+  const used = new Set(sys.allProtectionDomains.flatMap((pd) => pd.irqs.map((i) => i.irq)));
+  let nextLine = 32;
+  for (const vm of loaded.vms) {
+    if (vm.vmm.pd.extensions.runtime !== "vmm") continue;
+    while (used.has(nextLine)) nextLine++;
+    const line = nextLine++;
+    yield* restartDoorbell(u, loaded, vm.vmm.pd.name, vm.vmm.ntfnCap, vm.vmm.cnodeCap, line);
+    out.set(vm, line);
+  }
+  return out;
+}
+
 function* buildVmms(
   u: ThreadContext,
   sys: SystemDescription,
@@ -369,15 +394,10 @@ function* buildVmms(
   hooks: RuntimeHooks,
 ): Sel4Gen<VmmPD[]> {
   const out: VmmPD[] = [];
-  // Spare interrupt lines for the restart doorbells, from the bottom of the range above the
-  // per-core lines (the runtime PDs take theirs from the top).
-  const used = new Set(sys.allProtectionDomains.flatMap((pd) => pd.irqs.map((i) => i.irq)));
-  let nextLine = 32;
+  const lines = yield* buildVmmKernelObjects(u, sys, loaded);
   for (const vm of loaded.vms) {
-    if (vm.vmm.pd.extensions.runtime !== "vmm") continue;
-    while (used.has(nextLine)) nextLine++;
-    const restartLine = nextLine++;
-    yield* restartDoorbell(u, loaded, vm.vmm.pd.name, vm.vmm.ntfnCap, vm.vmm.cnodeCap, restartLine);
+    const restartLine = lines.get(vm);
+    if (restartLine === undefined) continue;
     const p = pending.get(vm.vmm.pd);
     if (p === undefined)
       throw new LoadError(`PD "${vm.vmm.pd.name}": its VM has no program (internal error)`);

@@ -223,8 +223,11 @@ export function* buildFileServerPD(
       yield* seL4_CNode_Mint(u, dstCNode, slot, 64, seL4_CapInitThreadCNode, src, 64, rights, b),
     );
   };
-  yield* give(cnode, INPUT_CAP, ep, seL4_AllRights, 0);
-  yield* give(cnode, REPLY_CAP, reply, seL4_AllRights, 0);
+  // Least authority: the file server only receives on its endpoint and replies with data, never
+  // with capabilities (a Reply cap with Grant would let its caps flow to its client: capvisor
+  // verify reported exactly that).
+  yield* give(cnode, INPUT_CAP, ep, seL4_CanRead, 0);
+  yield* give(cnode, REPLY_CAP, reply, seL4_CanRead | seL4_CanWrite, 0);
   yield* give(rt.cnodeCap, fsSlot, ep, seL4_CanWrite | seL4_CanGrantReply, badge);
 
   // The shared buffer: the same frames, mapped into both VSpaces.

@@ -85,6 +85,7 @@ import {
 } from "../system/loader.js";
 import type { SdfProtectionDomain, SystemDescription } from "../system/sdf-types.js";
 import {
+  type BuiltFileServer,
   buildFileServerPD,
   type FileServerStats,
   FS_CLOSE,
@@ -124,13 +125,27 @@ export interface RuntimeConfig {
 
 const CONFIG_KEYS = ["apps", "dirs", "env"];
 
+export interface RuntimeConfigOptions {
+  /**
+   * Check that the applications can be read and the preopened directories exist (default true).
+   * `capvisor verify` turns it off: it builds only the runtime's kernel objects, which do not depend
+   * on the host's files, so it can analyse a description whose applications are not built yet.
+   */
+  hostFiles?: boolean;
+}
+
 /** Whether `pd` is a WasmEdge runtime PD (`capvisor:runtime="wasmedge"`). */
 export function isRuntimePD(pd: SdfProtectionDomain): boolean {
   return pd.extensions.runtime === "wasmedge";
 }
 
 /** The runtime configuration of `pd`, checked; throws LoadError for anything wrong. */
-export function runtimeConfig(sys: SystemDescription, pd: SdfProtectionDomain): RuntimeConfig {
+export function runtimeConfig(
+  sys: SystemDescription,
+  pd: SdfProtectionDomain,
+  opts: RuntimeConfigOptions = {},
+): RuntimeConfig {
+  const hostFiles = opts.hostFiles ?? true;
   const where = `${sys.file}:${pd.loc.line}:${pd.loc.column}: <protection_domain>: PD "${pd.name}"`;
   const bad = (msg: string): never => {
     throw new LoadError(`${where}: ${msg}`);
@@ -180,9 +195,9 @@ export function runtimeConfig(sys: SystemDescription, pd: SdfProtectionDomain): 
         `capvisor:dirs entry "${spec}" is not guest:host or guest:host:readonly with an absolute guest path`,
       );
     const host = resolve(base, parts[1]!);
-    let isDir = false;
+    let isDir = !hostFiles;
     try {
-      isDir = statSync(host).isDirectory();
+      if (hostFiles) isDir = statSync(host).isDirectory();
     } catch {
       // Reported below, with what to do.
     }
@@ -226,7 +241,7 @@ export function runtimeConfig(sys: SystemDescription, pd: SdfProtectionDomain): 
   for (const argv of lines) {
     const path = resolve(base, argv[0]!);
     try {
-      accessSync(path, constants.R_OK);
+      if (hostFiles) accessSync(path, constants.R_OK);
     } catch (e) {
       bad(
         `cannot read application "${argv[0]}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); build it first`,
@@ -241,10 +256,13 @@ export function runtimeConfig(sys: SystemDescription, pd: SdfProtectionDomain): 
 }
 
 /** Checks the `capvisor:` attributes of every PD: runtime configuration only on runtime PDs. */
-export function runtimeConfigs(sys: SystemDescription): Map<SdfProtectionDomain, RuntimeConfig> {
+export function runtimeConfigs(
+  sys: SystemDescription,
+  opts: RuntimeConfigOptions = {},
+): Map<SdfProtectionDomain, RuntimeConfig> {
   const out = new Map<SdfProtectionDomain, RuntimeConfig>();
   for (const pd of sys.allProtectionDomains) {
-    if (isRuntimePD(pd)) out.set(pd, runtimeConfig(sys, pd));
+    if (isRuntimePD(pd)) out.set(pd, runtimeConfig(sys, pd, opts));
     else if (pd.extensions.runtime === undefined)
       for (const key of CONFIG_KEYS)
         if (pd.extensions[key] !== undefined)
@@ -306,25 +324,35 @@ function spareLines(sys: SystemDescription, count: number, irqLines: number): nu
   return out;
 }
 
+/** The kernel objects capvisor builds for one runtime PD after the loader. */
+export interface RuntimeKernelObjects {
+  rt: LoadedPD;
+  config: RuntimeConfig;
+  /** Its file-server PD (`<pd>.fs`): thread, CNode, VSpace, endpoint, Reply, shared buffer. */
+  fileServer: BuiltFileServer;
+  /** The spare interrupt line of its doorbell (its IRQHandler is in slot RUNTIME_WAKE). */
+  wakeLine: number;
+}
+
 /**
- * Builds the file-server PD and the doorbell of every runtime PD (root task, after buildSystem),
- * then registers both native programs. Returns the running runtime PDs.
+ * Builds the file-server PD and the doorbell of every runtime PD (root task, after buildSystem)
+ * and nothing else: no program is registered or run. bootSystem's build (buildRuntimePDs) and
+ * `capvisor verify` (which reads the resulting kernel state) both start here, so the authority
+ * that verify analyses is the one that boots.
  */
-export function* buildRuntimePDs(
+export function* buildRuntimeKernelObjects(
   u: ThreadContext,
   k: Kernel,
   sys: SystemDescription,
   loaded: LoadedSystem,
   configs: Map<SdfProtectionDomain, RuntimeConfig>,
-  hooks: RuntimeHooks,
-): Sel4Gen<RuntimePD[]> {
+): Sel4Gen<RuntimeKernelObjects[]> {
   const rts = loaded.pds.filter((p) => configs.has(p.pd));
   const lines = spareLines(sys, rts.length, k.config.irqLines);
-  const out: RuntimePD[] = [];
+  const out: RuntimeKernelObjects[] = [];
   for (const [n, rt] of rts.entries()) {
-    const config = configs.get(rt.pd)!;
     const line = lines[n]!;
-    const fs = yield* buildFileServerPD(u, k, loaded, rt, RUNTIME_FS_EP, rt.index + 1);
+    const fileServer = yield* buildFileServerPD(u, k, loaded, rt, RUNTIME_FS_EP, rt.index + 1);
     const handler = loaded.alloc.slot();
     check(
       `IRQControl_Get(${line})`,
@@ -367,6 +395,31 @@ export function* buildRuntimePDs(
         0,
       ),
     );
+    out.push({ rt, config: configs.get(rt.pd)!, fileServer, wakeLine: line });
+  }
+  return out;
+}
+
+/**
+ * Builds the kernel objects of every runtime PD (buildRuntimeKernelObjects), then registers both
+ * native programs of each. Returns the running runtime PDs.
+ */
+export function* buildRuntimePDs(
+  u: ThreadContext,
+  k: Kernel,
+  sys: SystemDescription,
+  loaded: LoadedSystem,
+  configs: Map<SdfProtectionDomain, RuntimeConfig>,
+  hooks: RuntimeHooks,
+): Sel4Gen<RuntimePD[]> {
+  const out: RuntimePD[] = [];
+  for (const { rt, config, fileServer: fs, wakeLine } of yield* buildRuntimeKernelObjects(
+    u,
+    k,
+    sys,
+    loaded,
+    configs,
+  )) {
     const shm = new Uint8Array(SHM_BYTES);
     const stats: FileServerStats = { messages: 0, requests: 0, ops: {} };
     hooks.native(
@@ -382,7 +435,7 @@ export function* buildRuntimePDs(
     const done = new Promise<RunResult[]>((r) => {
       finish = r;
     });
-    hooks.native(rt.tcb, runtimeProgram(hooks.context(rt.tcb), rt, config, shm, line, hooks, finish));
+    hooks.native(rt.tcb, runtimeProgram(hooks.context(rt.tcb), rt, config, shm, wakeLine, hooks, finish));
     out.push({ name: rt.pd.name, config, tcb: rt.tcb, fileServerTcb: fs.tcb, fileServer: stats, done });
   }
   return out;

@@ -1,7 +1,8 @@
 /**
  * capvisor verify, isolation part (issue 6): verdicts and counterexample chains for every
  * example in examples/insecure/, the passing examples with their policies, the matrix of a clean
- * system, and the command's exit codes.
+ * system, the command's exit codes, virtual machines, and the file-server PDs and doorbells the
+ * WasmEdge runtime builds after the loader.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -9,16 +10,21 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { parseSdf } from "../../src/system/sdf.js";
+import type { CNodeObj } from "../../src/kernel/structures.js";
+import { RIGHT_GRANT, TCB_CTABLE } from "../../src/kernel/types.js";
+import { REPLY_CAP } from "../../src/system/loader.js";
+import { loadSdf, parseSdf } from "../../src/system/sdf.js";
 import {
   AnalysisError,
+  type AuthorityGraph,
   analyseFile,
   analyseSystem,
+  buildKernelState,
   type Edge,
-  formatMatrix,
   infoPath,
   kindsBetween,
 } from "../../src/verify/authority.js";
+import { formatMatrix } from "../../src/verify/command.js";
 import { checkPolicy, type PropertyResult, parsePolicy } from "../../src/verify/policy.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -227,7 +233,8 @@ async function checkText(system: string, policy: string): Promise<PropertyResult
 
 test("vm-isolated: linux reaches only its VMM, never hello, and no flow reaches linux but the VMM's", async () => {
   const { graph } = await analyseFile(join(ROOT, "examples/vm-isolated.system"));
-  assert.deepEqual(graph.domains, ["hello", "vmm", "linux", "monitor"]);
+  // irq:32 is the VMM's restart doorbell (src/vmm/vmm-pd.ts), a line whose handler it holds.
+  assert.deepEqual(graph.domains, ["hello", "vmm", "linux", "irq:32", "monitor"]);
   assert.deepEqual(graph.vms, ["linux"]);
   assert.deepEqual(
     graph.edges.filter((e) => e.from === "linux").map((e) => `${e.to}:${e.kind}`),
@@ -251,13 +258,13 @@ test("vm-isolated: linux reaches only its VMM, never hello, and no flow reaches 
   assert.equal(infoPath(graph, "hello", "linux"), null);
   assert.deepEqual(path(infoPath(graph, "linux", "vmm")), ["linux->vmm:call"]);
   const m = formatMatrix(graph).split("\n");
-  assert.match(m[3]!, /^linux\s+\.\s+c\s+\\\s+\.\s*$/);
+  assert.match(m[3]!, /^linux\s+\.\s+c\s+\\\s+\.\s+\.\s*$/);
 });
 
 test("vm-isolated: a policy isolating linux from hello is PROVED", async () => {
   const r = await checkText(
     join(ROOT, "examples/vm-isolated.system"),
-    "flows:\n  linux -> vmm: [call]\n  vmm -> linux: [control]\nisolate:\n  - linux -> hello\n  - hello -> linux\n",
+    "flows:\n  linux -> vmm: [call]\n  vmm -> linux: [control]\n  vmm -> irq:32: [control]\n  irq:32 -> vmm: [signal]\nisolate:\n  - linux -> hello\n  - hello -> linux\n",
   );
   assert.ok(r.some((p) => p.property === "no information path linux => hello"));
   for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
@@ -270,10 +277,22 @@ const DEFAULT_POLICY = `flows:
   wasmedge -> vmm: [read, write, signal]
 `;
 
-test("default.system: exactly linux <-> vmm <-> wasmedge is PROVED", async () => {
-  const r = await checkText(join(ROOT, "examples/default.system"), DEFAULT_POLICY);
-  assert.equal(r.length, 5);
+test("default.system: examples/default.policy.yaml holds", async () => {
+  const system = join(ROOT, "examples/default.system");
+  const r = await check(system, join(ROOT, "examples/default.policy.yaml"));
+  assert.ok(r.some((p) => p.property === "wasmedge -> wasmedge.fs only [read, write, call]"));
+  assert.ok(r.some((p) => p.property === "irq:255 -> wasmedge only [signal]"));
+  assert.ok(r.some((p) => p.property === "vmm -> irq:32 only [control]"));
+  assert.ok(r.some((p) => p.property === "linux -> vmm only [call]"));
+  assert.equal(r.length, 11);
   for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
+});
+
+test("the file server holds least authority: its endpoint receive-only, its Reply cap without Grant", async () => {
+  // With Grant on its Reply cap its caps could flow to its caller (verify found that, and the
+  // file server was given less).
+  assert.equal(await fileServerReplyGrants(join(ROOT, "examples/default.system")), false);
+  assert.equal(await fileServerReplyGrants(WASMEDGE_PD), false);
 });
 
 test("default.system: forbidding linux => wasmedge gives the chain through the VMM's channel and ring", async () => {
@@ -420,4 +439,160 @@ test("capvisor verify on a VM system: the matrix and a note on the VMM's trust",
   );
   assert.equal(bad.status, 1);
   assert.match(bad.stdout, /COUNTEREXAMPLE no information path linux => crypto/);
+});
+
+// --- Runtime PDs: the file server and doorbell the WasmEdge runtime builds after the loader ---
+
+const WASMEDGE_PD = join(ROOT, "examples/wasmedge-pd/wasmedge-pd.system");
+
+/**
+ * Whether the file server's Reply cap (slot REPLY_CAP of its CNode) has Grant: then, by the reply
+ * grant rule, every cap of the file server can flow to its caller. Read from the kernel state the
+ * runtime builds, not from the analysis, so that the tests below can check the analysis either way.
+ */
+async function fileServerReplyGrants(system: string): Promise<boolean> {
+  const { runtimes } = buildKernelState(await loadSdf(system, { cores: 64 }));
+  assert.equal(runtimes.length, 1);
+  const cnode = runtimes[0]!.fileServer.tcb.ctes[TCB_CTABLE]!.cap.obj as CNodeObj;
+  return (cnode.slot(REPLY_CAP).cap.rights & RIGHT_GRANT) !== 0;
+}
+
+/** Edges into or out of `d` that neither involve `via` nor use any capability `via` holds. */
+function edgesAvoiding(g: AuthorityGraph, via: string): AuthorityGraph {
+  return {
+    ...g,
+    edges: g.edges.filter((e) => e.from !== via && e.to !== via && !e.chain.some((s) => s.pd === via)),
+  };
+}
+
+test("wasmedge-pd: the file server and the doorbell line are domains, with the runtime PD's caps to them", async () => {
+  // The applications need not be built: verify builds kernel objects only.
+  const { graph } = await analyseFile(WASMEDGE_PD);
+  assert.deepEqual(graph.domains, ["hello", "runtime", "runtime.fs", "irq:255", "monitor"]);
+  assert.deepEqual(graph.pds, ["hello", "runtime"]);
+  assert.deepEqual(graph.fileServers, ["runtime.fs"]);
+  const one = (from: string, to: string, kind: string): string[] => {
+    const e = graph.edges.find((x) => x.from === from && x.to === to && x.kind === kind);
+    assert.ok(e, `${from} -> ${to}: ${kind}`);
+    return e.chain.map(fmt);
+  };
+  // The runtime PD calls its file server on the badged endpoint in slot RUNTIME_FS_EP (266); the
+  // badge is the runtime PD's index + 1.
+  const call = one("runtime", "runtime.fs", "call");
+  assert.equal(call.length, 2);
+  assert.equal(call[0], "runtime: slot 266: Endpoint W+GR badge 0x2 to Endpoint of runtime.fs (call)");
+  assert.match(
+    call[1]!,
+    /^runtime\.fs: slot 1: Endpoint (R|R\+W\+G\+GR) badge 0x0 to Endpoint of runtime\.fs \(receive\)$/,
+  );
+  // The shared buffer, mapped read-write into both.
+  assert.match(
+    one("runtime", "runtime.fs", "write")[0]!,
+    /^runtime: mapping at 0x200000000: Frame R\+W badge 0x0 to page 0 of the file-server buffer of runtime \(write\)/,
+  );
+  assert.match(
+    one("runtime.fs", "runtime", "write")[0]!,
+    /^runtime\.fs: mapping at 0x200000000: Frame R\+W .* file-server buffer of runtime \(write\)/,
+  );
+  // The doorbell: its IRQHandler in slot RUNTIME_WAKE (267); the kernel signals the runtime PD's
+  // notification with badge WAKE_BADGE.
+  assert.deepEqual(one("runtime", "irq:255", "control"), [
+    "runtime: slot 267: IRQHandler - badge 0x0 to irq:255 (control)",
+  ]);
+  assert.match(
+    one("irq:255", "runtime", "signal")[0]!,
+    /^irq:255: kernel IRQ node, line 255: Notification W badge 0x1 to Notification of runtime \(signal\)/,
+  );
+  // The file server holds no control over anything, and no fault handler of its own.
+  assert.equal(graph.edges.filter((e) => e.from === "runtime.fs" && e.kind === "control").length, 0);
+  const m = formatMatrix(graph).split("\n");
+  assert.match(m[0]!, /^from\\to\s+hello\s+runtime\s+runtime\.fs\s+irq:255\s+monitor\s*$/);
+  assert.match(m[1]!, /^hello\s+\\\s+\.\s+\.\s+\.\s+c\s*$/);
+});
+
+test("wasmedge-pd: only the runtime PD reaches its file server, and hello is isolated from it", async () => {
+  const { graph } = await analyseFile(WASMEDGE_PD);
+  assert.deepEqual(kindsBetween(graph, "hello", "runtime.fs"), []);
+  assert.deepEqual(kindsBetween(graph, "runtime.fs", "hello"), []);
+  assert.equal(infoPath(graph, "hello", "runtime.fs"), null);
+  assert.equal(infoPath(graph, "runtime.fs", "hello"), null);
+  // Every authority over the file server is the runtime PD's, or goes through caps it holds.
+  for (const e of graph.edges.filter((x) => x.to === "runtime.fs"))
+    assert.ok(e.from === "runtime" || e.chain.some((s) => s.pd === "runtime"), `${e.from}: ${e.kind}`);
+  assert.equal(infoPath(edgesAvoiding(graph, "runtime"), "irq:255", "runtime.fs"), null);
+  assert.deepEqual(
+    graph.edges.filter((e) => e.from === "runtime.fs" && e.to !== "monitor").map((e) => `${e.to}:${e.kind}`),
+    ["runtime:read", "runtime:write"],
+  );
+});
+
+test("wasmedge-pd: a policy isolating the file server from every other PD is PROVED", async () => {
+  const r = await checkText(
+    WASMEDGE_PD,
+    `flows:
+  runtime -> runtime.fs: [read, write, call]
+  runtime.fs -> runtime: [read, write]
+  runtime -> irq:255: [control]
+  irq:255 -> runtime: [signal]
+isolate:
+  - hello -> runtime.fs
+  - runtime.fs -> hello
+  - irq:255 -> hello
+`,
+  );
+  assert.ok(r.some((p) => p.property === "no information path hello => runtime.fs"));
+  assert.ok(r.some((p) => p.property === "no information path runtime.fs => hello"));
+  for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
+});
+
+test("default.system: the Linux VM reaches wasmedge.fs only through vmm and the WasmEdge PD", async () => {
+  const { graph } = await analyseFile(join(ROOT, "examples/default.system"));
+  assert.deepEqual(graph.domains, [
+    "wasmedge",
+    "wasmedge.fs",
+    "vmm",
+    "linux",
+    "irq:32",
+    "irq:255",
+    "monitor",
+  ]);
+  const p = path(infoPath(graph, "linux", "wasmedge.fs"))!;
+  assert.equal(p[0], "linux->vmm:call");
+  assert.deepEqual(p, ["linux->vmm:call", "vmm->wasmedge:write", "wasmedge->wasmedge.fs:write"]);
+  // Take away the WasmEdge PD (as a domain and as a holder of caps in any chain): no path is left,
+  // either way.
+  const without = edgesAvoiding(graph, "wasmedge");
+  assert.equal(infoPath(without, "linux", "wasmedge.fs"), null);
+  assert.equal(infoPath(without, "wasmedge.fs", "linux"), null);
+  assert.equal(infoPath(without, "vmm", "wasmedge.fs"), null);
+  assert.deepEqual(kindsBetween(graph, "linux", "wasmedge.fs"), []);
+});
+
+test("capvisor verify on a runtime PD system: the matrix and a note on the file server's host access", () => {
+  const run = spawnSync(process.execPath, [CLI, "verify", "examples/wasmedge-pd/wasmedge-pd.system"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^runtime\.fs\s+\.\s+r?w?/m);
+  assert.match(run.stdout, /runtime\.fs is the file-server PD capvisor builds for runtime PD runtime/);
+  assert.match(run.stdout, /outside the kernel model/);
+});
+
+test("a PD named like a runtime PD's file server is refused", () => {
+  const sys = parseSdf(
+    `<system xmlns:capvisor="https://capvisor.dev/sdf">
+  <protection_domain name="rt" priority="50" capvisor:runtime="wasmedge"><program_image path="a.wasm" /></protection_domain>
+  <protection_domain name="rt.fs" priority="100"><program_image path="b.wasm" /></protection_domain>
+</system>`,
+    "fs-clash.system",
+  );
+  assert.throws(
+    () => analyseSystem(sys),
+    (e: unknown) =>
+      e instanceof AnalysisError &&
+      /^fs-clash\.system:3:3: protection domain "rt\.fs" has the name of the file-server PD of runtime PD "rt"/.test(
+        e.message,
+      ),
+  );
 });
