@@ -169,9 +169,8 @@ export async function bootSystem<R = never>(
       );
   }
   for (const r of runtimes) r.check(sys);
-  step(
-    `loading and instrumenting ${sys.allProtectionDomains.filter((pd) => !isRuntimePD(pd)).length} program image(s)`,
-  );
+  const imageCount = sys.allProtectionDomains.filter((pd) => !isRuntimePD(pd)).length;
+  if (imageCount > 0) step(`loading and instrumenting ${imageCount} program image(s)`);
   // A runtime PD's program_image is its first application, run by the runtime, not a PD program.
   const images = sys.allProtectionDomains.map((pd) => (isRuntimePD(pd) ? null : loadProgram(sys, pd)));
 
