@@ -31,7 +31,7 @@ import {
 } from "../platform/channel.js";
 import { RingRegion } from "../platform/ring.js";
 import { ChannelDevice, PORT_BASE, PORT_LAST } from "./channel-device.js";
-import { describeProgress, ensureSnapshot, type SnapshotProgress } from "./snapshot.js";
+import { describeProgress, ensureSnapshot, readSnapshot, type SnapshotProgress } from "./snapshot.js";
 import { createV86Backend } from "./v86-backend.js";
 import type { VcpuBackend } from "./vcpu-backend.js";
 import {
@@ -85,7 +85,8 @@ function progress(p: SnapshotProgress): void {
   if (p.phase !== "reused") post({ type: "progress", message: describeProgress(p) });
 }
 
-let snapshot: Uint8Array;
+/** The snapshot file: read again at each restart rather than kept (45 MiB) for the VM's life. */
+let snapshotPath: string;
 let backend: VcpuBackend;
 try {
   const info = await ensureSnapshot(data.image, {
@@ -93,8 +94,8 @@ try {
     dir: data.snapshotDir,
     onProgress: progress,
   });
-  snapshot = info.state;
-  backend = await createV86Backend({ state: snapshot });
+  snapshotPath = info.path;
+  backend = await createV86Backend({ state: info.state });
 } catch (e) {
   loadError(`cannot start the guest: ${(e as Error).message}`);
 }
@@ -141,7 +142,7 @@ function restart(): void {
   const t0 = performance.now();
   // A restarted guest's processes are gone: the old device's jobs are cancelled.
   device?.reset();
-  backend.restoreState(snapshot);
+  backend.restoreState(readSnapshot(snapshotPath, data.image));
   out = [];
   tail = "";
   panicked = false;

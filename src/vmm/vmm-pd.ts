@@ -201,6 +201,9 @@ export function vmmConfig(sys: SystemDescription, pd: SdfProtectionDomain): VmmC
  * id 61, the highest Microkit allows, is therefore not available to a VMM PD.
  */
 export const VMM_RESTART_IRQ = 394;
+/** A VM that faults more than this many times in this window is left stopped. */
+const MAX_RESTARTS_IN_WINDOW = 3;
+const RESTART_WINDOW_MS = 30_000;
 export const RESTART_CHANNEL = 61;
 const RESTART_BADGE = 1n << BigInt(RESTART_CHANNEL);
 
@@ -322,6 +325,8 @@ function* vmmThread(
   hooks: RuntimeHooks,
 ): Sel4Gen<void> {
   const channelBit = config.channel === null ? 0n : 1n << BigInt(config.channel.id);
+  /** When the VM's recent faults came (ms), for the restart limit. */
+  const recentFaults: number[] = [];
   let r = yield* seL4_Recv(u, INPUT_CAP, REPLY_CAP);
   for (;;) {
     const badge = r.senderBig;
@@ -344,12 +349,25 @@ function* vmmThread(
           : label === FaultType.UserException && seL4_GetMR(u, 3) === BACKEND_FAILED
             ? "the VCPU backend failed"
             : describeFault(u, label);
-      vmm.stats.restarts++;
-      hooks.onEvent(config.vm, `${what}; restarting the VM from its snapshot`);
-      // Starting the thread at its entry again makes the worker restore the snapshot.
-      yield* startThread(u, BASE_VM_TCB_CAP + vcpuId, entry);
+      // A VM that keeps failing right after its restart (a broken snapshot or backend) is left
+      // stopped, blocked on its fault, rather than restarted in a loop.
+      const now = Date.now();
+      while (recentFaults.length > 0 && now - recentFaults[0]! > RESTART_WINDOW_MS) recentFaults.shift();
+      recentFaults.push(now);
+      if (recentFaults.length > MAX_RESTARTS_IN_WINDOW) {
+        hooks.onEvent(
+          config.vm,
+          `${what}; it failed ${recentFaults.length} times in ${RESTART_WINDOW_MS / 1000} s, so it stays stopped (restart() tries again)`,
+        );
+      } else {
+        vmm.stats.restarts++;
+        hooks.onEvent(config.vm, `${what}; restarting the VM from its snapshot`);
+        // Starting the thread at its entry again makes the worker restore the snapshot.
+        yield* startThread(u, BASE_VM_TCB_CAP + vcpuId, entry);
+      }
     } else if ((badge & RESTART_BADGE) !== 0n) {
       yield* seL4_IRQHandler_Ack(u, VMM_RESTART_IRQ);
+      recentFaults.length = 0;
       vmm.stats.restarts++;
       hooks.onEvent(config.vm, "restarting the VM from its snapshot, as asked");
       yield* startThread(u, BASE_VM_TCB_CAP + vcpuId, entry);

@@ -132,3 +132,43 @@ test("VmmPD.restart(): the VMM restarts a VM on request (a hung guest) through i
     "hello, world\narg 1: restarted\nrc=0",
   );
 });
+
+test("a VM that keeps crashing is left stopped after 3 restarts in 30 s, until restart() is asked", async () => {
+  vmm.restart(); // forget the faults of the tests above
+  const base = vmm.stats.restarts + 1;
+  const panicOnce = async (): Promise<void> => {
+    const from = guest.output.length;
+    vmm.sendConsole(new TextEncoder().encode("\n"));
+    await guest.waitFor(/linux:.*# /, 60_000, from);
+    vmm.sendConsole(new TextEncoder().encode("echo c > /proc/sysrq-trigger\n"));
+    await guest.waitFor(/end Kernel panic/, 60_000, from);
+  };
+  const waitRestarts = async (n: number): Promise<void> => {
+    const deadline = Date.now() + 60_000;
+    while (vmm.stats.restarts < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(vmm.stats.restarts, n);
+  };
+  await waitRestarts(base);
+  for (let i = 1; i <= 3; i++) {
+    await panicOnce();
+    await waitRestarts(base + i);
+  }
+  await panicOnce();
+  const deadline = Date.now() + 60_000;
+  while (!events.some((e) => /stays stopped/.test(e)) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.ok(
+    events.some(
+      (e) =>
+        e ===
+        "[linux] the guest kernel panicked; it failed 4 times in 30 s, so it stays stopped (restart() tries again)",
+    ),
+    events.join("\n"),
+  );
+  assert.equal(vmm.stats.restarts, base + 3);
+  vmm.restart();
+  await waitRestarts(base + 4);
+  vmm.sendConsole(new TextEncoder().encode("\n"));
+  await guest.waitFor(/linux:.*# /, 60_000, guest.output.length);
+  assert.equal(await guest.sh("wasmedge-run /root/wasm/hello.wasm back"), "hello, world\narg 1: back\nrc=0");
+});
