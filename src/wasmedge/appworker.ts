@@ -33,6 +33,7 @@ import type { Preopen, RunLimits, RunOptions, RunResult } from "./types.js";
 import { Errno, type HostFn, WasiExit, WasiHost } from "./wasi/host.js";
 import { type FuncSig, MemoryLimitError, ModuleFormatError } from "./wasi/module.js";
 import type { NetClient } from "./wasi/sock.js";
+import type { StdinReq, StdinRes } from "./wasi/stdin.js";
 
 /** Checks between two preempt calls when metering (bounds how late a time limit is noticed). */
 export const FUEL_CHUNK = 20_000;
@@ -111,7 +112,8 @@ export interface AppJob {
   args: string[];
   env: [string, string][];
   preopens: Pick<Preopen, "guest" | "readOnly">[];
-  stdin?: Uint8Array;
+  /** fd 0: the whole input, or "stream": read through the "stdin" service (wasi/stdin.ts). */
+  stdin?: Uint8Array | "stream";
   limits: RunLimits;
   reactor?: { fn: string; args: (number | bigint)[] };
   /** Whether the module carries fuel checks (and statistics count gas). */
@@ -167,6 +169,7 @@ export function execute(job: AppJob): RunResult {
   const stdio = new ServiceClient<StdioReq, null>(ch, "stdio");
   const fsClient = new ServiceClient<FsReq<FsOp>, FsRes<FsOp>>(ch, "fs");
   const netClient = new ServiceClient<NetReq<NetOp>, NetRes<NetOp>>(ch, "net");
+  const stdinClient = new ServiceClient<StdinReq, StdinRes>(ch, "stdin");
   let instance: WebAssembly.Instance;
   let host: WasiHost;
   try {
@@ -178,7 +181,11 @@ export function execute(job: AppJob): RunResult {
         stdout: (data) => stdio.call({ fd: 1, data }),
         stderr: (data) => stdio.call({ fd: 2, data }),
         deadline: checkDeadline,
-        ...(job.stdin ? { stdin: job.stdin } : {}),
+        ...(job.stdin === "stream"
+          ? { stdin: { call: (req: StdinReq) => stdinClient.call(req) } }
+          : job.stdin
+            ? { stdin: job.stdin }
+            : {}),
       },
       { call: <K extends FsOp>(req: FsReq<K>) => fsClient.call(req) as FsRes<K> },
     );
@@ -283,7 +290,7 @@ function releaseThread(t: AppThread): void {
  */
 export function runInWorker(
   spec: Omit<AppJob, "sab">,
-  services: { fs: AnyService; net: AnyService },
+  services: { fs: AnyService; net: AnyService; stdin?: AnyService },
   out: Pick<RunOptions, "stdout" | "stderr"> & { signal?: AbortSignal },
 ): Promise<RunResult> {
   const stdioService: AnyService = {

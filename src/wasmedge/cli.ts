@@ -14,18 +14,26 @@ import { basename, extname, resolve } from "node:path";
 import { defaultCache, type ModuleFacts, sha256 } from "./cache.js";
 import { describeModule, functionTypes, type ParsedModule, parseWasm, WasmParseError } from "./parse.js";
 import { errorHead, formatValue, logLine, offsetLine, parseArg, quoted } from "./report.js";
-import type { Preopen, RunOptions, RunResult } from "./types.js";
+import type { Preopen, RunOptions, RunResult, StdinSource } from "./types.js";
 import { limitMemory, MemoryLimitError } from "./wasi/module.js";
 
 /** What a command writes and returns; the real process streams unless a test substitutes them. */
 export interface CommandIO {
   stdout: (s: string | Uint8Array) => void;
   stderr: (s: string) => void;
+  /** What the guest's fd 0 reads, as it arrives; none: fd 0 is at its end at once. */
+  stdin?: StdinSource;
 }
 
 const processIO: CommandIO = {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
+  // A getter: process.stdin is made only when a run asks for it. It is handed over as a stream,
+  // pipe or terminal alike, and read only when the guest reads fd 0 (wasi/stdin.ts), so an
+  // interactive application reads each line as it is typed or written, as under wasmedge.
+  get stdin() {
+    return process.stdin;
+  },
 };
 
 /** WasmEdge's exit code when execution is aborted (trap, interrupted, out of gas): 128 + SIGABRT. */
@@ -423,6 +431,8 @@ export async function runCommand(
     prepared,
   };
   if (reactor) opts.reactor = reactor;
+  const stdin = io.stdin;
+  if (stdin !== undefined) opts.stdin = stdin;
 
   const run = runner ?? (await loadRunner());
   const r = await run(loaded.bytes, opts);

@@ -27,6 +27,7 @@ import { NetServer, type NetServerOptions } from "./netserver.js";
 import type { AnyService } from "./service.js";
 import type { RunOptions, RunResult } from "./types.js";
 import { exportedFunctions, type FuncSig, limitMemory } from "./wasi/module.js";
+import { isStdinStream, StdinService } from "./wasi/stdin.js";
 
 export { TRAP_EXIT_CODE } from "./appworker.js";
 
@@ -95,6 +96,11 @@ export async function runWasi(
       return sockets.server.handle(req);
     }) as AnyService["handle"],
   };
+  // A streaming stdin is served from this thread as it arrives; a buffer travels with the job.
+  const stdin = isStdinStream(opts.stdin) ? new StdinService(opts.stdin) : null;
+  const stdinService: AnyService | null = stdin && {
+    handle: ((req: Parameters<StdinService["handle"]>[0]) => stdin.handle(req)) as AnyService["handle"],
+  };
   try {
     const r = await runInWorker(
       {
@@ -102,13 +108,17 @@ export async function runWasi(
         args: opts.args,
         env: opts.env,
         preopens: opts.preopens.map((p) => ({ guest: p.guest, ...(p.readOnly ? { readOnly: true } : {}) })),
-        ...(opts.stdin ? { stdin: opts.stdin } : {}),
+        ...(stdin
+          ? { stdin: "stream" as const }
+          : opts.stdin instanceof Uint8Array
+            ? { stdin: opts.stdin }
+            : {}),
         limits,
         ...(opts.reactor ? { reactor: opts.reactor } : {}),
         metering,
         sigs,
       },
-      { fs: fs ?? opts.fileService!, net: netService },
+      { fs: fs ?? opts.fileService!, net: netService, ...(stdinService ? { stdin: stdinService } : {}) },
       opts,
     );
     r.stats.totalNs = totalNs();
@@ -116,5 +126,7 @@ export async function runWasi(
   } finally {
     fs?.closeAll();
     sockets.server?.closeAll();
+    // Wakes a read the cancelled guest left pending and lets go of the source.
+    stdin?.close();
   }
 }

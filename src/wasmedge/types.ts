@@ -19,12 +19,20 @@ export interface RunLimits {
   memoryPageLimit?: number;
 }
 
+/**
+ * What fd 0 reads: the whole input at once, or a stream of chunks (process.stdin, any async
+ * iterable) read as it arrives, so that an interactive application can read a line, answer it and
+ * read the next (wasi/stdin.ts). Strings are taken as UTF-8.
+ */
+export type StdinSource = Uint8Array | AsyncIterable<Uint8Array | string>;
+
 export interface RunOptions {
   /** argv, argv[0] being the program name as the guest sees it. */
   args: string[];
   env: [string, string][];
   preopens: Preopen[];
-  stdin?: Uint8Array;
+  /** fd 0's input; none: fd 0 is at its end at once. */
+  stdin?: StdinSource;
   stdout: (bytes: Uint8Array) => void;
   stderr: (bytes: Uint8Array) => void;
   limits?: RunLimits;

@@ -16,6 +16,7 @@ import { E, FDFLAGS, FT, R, RIGHTS_DIR, RIGHTS_FILE, RIGHTS_MUTATING, WHENCE } f
 import { miscImports } from "./misc.js";
 import { pathImports } from "./path.js";
 import { type NetClient, sockClose, sockImports, sockRead, sockWrite } from "./sock.js";
+import type { StdinClient, StdinRes } from "./stdin.js";
 
 /** Thrown by proc_exit: unwinds the guest; the runner turns it into the exit code. */
 export class WasiExit extends Error {
@@ -44,7 +45,8 @@ export interface WasiConfig {
   args: string[];
   env: [string, string][];
   preopens: { guest: string; readOnly?: boolean }[];
-  stdin?: Uint8Array;
+  /** fd 0: the whole input, or the stdin service reached through the request channel (stdin.ts). */
+  stdin?: Uint8Array | StdinClient;
   stdout: (bytes: Uint8Array) => void;
   stderr: (bytes: Uint8Array) => void;
   /** Called by calls that may block (poll_oneoff): throws when the run must stop; returns the deadline (ms, performance.now()) or Infinity. */
@@ -158,17 +160,54 @@ export class WasiHost {
 
   /** Reads up to `len` bytes for fd entry `e` at `pos` (null: the fd's offset, advancing it). */
   private readAt(e: FdEntry, len: number, pos: bigint | null): Uint8Array {
-    if (e.kind === "stdin") {
-      const src = this.cfg.stdin ?? new Uint8Array(0);
-      const out = src.subarray(this.stdinPos, this.stdinPos + len);
-      this.stdinPos += out.length;
-      return out;
-    }
+    if (e.kind === "stdin") return this.readStdin(e, len);
     if (e.kind === "dir") throw new Errno(E.ISDIR);
     if (e.kind === "socket") return sockRead(this, e, len);
     const data = this.ok(this.fs.call({ op: "read", handle: e.handle, pos: pos ?? e.pos, len })).data;
     if (pos === null) e.pos += BigInt(data.length);
     return data;
+  }
+
+  /**
+   * fd_read on stdin. A stream returns what has arrived, at least one byte, waiting only when
+   * nothing has (read(2) on a pipe or terminal); 0 bytes means the end. A non-blocking fd 0
+   * (FDFLAGS.NONBLOCK) answers EAGAIN instead of waiting. Each wait lasts at most what is left
+   * of the run's time limit, after which the deadline check stops the run.
+   */
+  private readStdin(e: FdEntry, len: number): Uint8Array {
+    const src = this.cfg.stdin;
+    if (src === undefined || src instanceof Uint8Array) {
+      const out = (src ?? new Uint8Array(0)).subarray(this.stdinPos, this.stdinPos + len);
+      this.stdinPos += out.length;
+      return out;
+    }
+    if (len === 0) return new Uint8Array(0);
+    const nonblocking = (e.fdflags & FDFLAGS.NONBLOCK) !== 0;
+    for (;;) {
+      const r = src.call({ op: "read", max: len, timeoutMs: nonblocking ? 0 : this.waitBudgetMs() });
+      if (r.data.length > 0 || r.eof) return r.data;
+      if (r.failed) throw new Errno(E.IO);
+      if (nonblocking) throw new Errno(E.AGAIN);
+      // The wait ended at the time limit: this throws when it has passed.
+      this.cfg.deadline?.();
+    }
+  }
+
+  /**
+   * For poll_oneoff: how much stdin holds, waiting up to `timeoutMs` (< 0: no timeout) for
+   * something to arrive; null when stdin is a fixed buffer (always ready).
+   */
+  pollStdin(timeoutMs: number): Pick<StdinRes, "nbytes" | "eof" | "failed"> | null {
+    const src = this.cfg.stdin;
+    if (src === undefined || src instanceof Uint8Array) return null;
+    return src.call({ op: "poll", timeoutMs });
+  }
+
+  /** How long a blocking call may wait: up to the time limit (ms, at least 1), or -1 without one. */
+  waitBudgetMs(): number {
+    const deadline = this.cfg.deadline ? this.cfg.deadline() : Number.POSITIVE_INFINITY;
+    if (deadline === Number.POSITIVE_INFINITY) return -1;
+    return Math.max(1, Math.ceil(deadline - performance.now()) + 1);
   }
 
   private writeAt(e: FdEntry, data: Uint8Array, pos: bigint | null): number {

@@ -100,16 +100,26 @@ interface Ev {
   error: number;
   type: number;
   nbytes: bigint;
+  /** eventrwflags: FD_READWRITE_HANGUP. */
+  flags?: number;
 }
+/** eventrwflags' one flag: the peer hung up (for stdin: the input ended). */
+const FD_READWRITE_HANGUP = 1;
+/** The longest wait between two socket polls while stdin is also subscribed. */
+const MIXED_SLICE_MS = 50;
 
 /**
  * poll_oneoff. Subscriptions are 48 bytes (userdata u64, tag u8 at 8, union at 16: clock = id u32,
  * timeout u64 at 24, precision u64 at 32, flags u16 at 40; fd_readwrite = fd u32); events are 32
  * bytes (userdata u64, error u16 at 8, type u8 at 10, nbytes u64 at 16, flags u16 at 24).
- * Files, stdin and stdout are always ready (a regular file never blocks); sockets are asked of the
- * network server. When no fd event is ready the call waits for a socket to become ready or the
- * earliest clock, in slices (so that a time limit still stops the run), then reports every ready
- * socket and every clock that has expired.
+ * Files and stdout are always ready (a regular file never blocks), and so is stdin given as a
+ * whole buffer; stdin as a stream is ready when bytes are buffered (nbytes says how many) or at its
+ * end (with FD_READWRITE_HANGUP, as poll(2) reports POLLHUP); sockets are asked of the network
+ * server. When no fd event is ready the call waits for stdin, a socket or the earliest clock, never
+ * past the run's time limit (whose check then stops the run), and reports every ready fd and every
+ * clock that has expired. Stdin alone is waited for in one request that the main thread answers
+ * when bytes arrive; with sockets too, the wait is in slices of at most 50 ms, stdin being checked
+ * after each (the network server's poll cannot also wait for stdin).
  */
 function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, neventsPtr: number): number {
   if (count === 0) return E.INVAL;
@@ -119,6 +129,8 @@ function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, n
   const ready: Ev[] = [];
   const clocks: { userdata: bigint; id: number; deadline: bigint }[] = [];
   const socks: { userdata: bigint; type: number; handle: number }[] = [];
+  /** FD_READ subscriptions on a streaming stdin that was not ready yet. */
+  const stdinWaits: bigint[] = [];
   for (let i = 0; i < count; i++) {
     const s = inPtr + 48 * i;
     const userdata = v.getBigUint64(s, true);
@@ -141,8 +153,15 @@ function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, n
       } else {
         let nbytes = 0n;
         if (tag === EVENT.FD_READ) {
-          if (e.kind === "stdin") nbytes = BigInt(Math.max(0, (h.cfg.stdin?.length ?? 0) - h.stdinPos));
-          else if (e.kind === "file") {
+          if (e.kind === "stdin") {
+            const src = h.cfg.stdin;
+            if (src instanceof Uint8Array || src === undefined) {
+              nbytes = BigInt(Math.max(0, (src?.length ?? 0) - h.stdinPos));
+            } else {
+              stdinWaits.push(userdata);
+              continue;
+            }
+          } else if (e.kind === "file") {
             const size = h.statFd(e).size;
             nbytes = size > e.pos ? size - e.pos : 0n;
           }
@@ -168,17 +187,42 @@ function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, n
     }
     return any;
   };
+  /** Adds stdin's events when it is ready, waiting up to timeoutMs (< 0: no timeout); says whether it was. */
+  const stdinReady = (timeoutMs: number): boolean => {
+    if (stdinWaits.length === 0) return false;
+    const r = h.pollStdin(timeoutMs);
+    if (r === null || (r.nbytes === 0 && !r.eof && !r.failed)) return false;
+    for (const userdata of stdinWaits.splice(0)) {
+      ready.push({
+        userdata,
+        error: r.failed ? E.IO : E.SUCCESS,
+        type: EVENT.FD_READ,
+        nbytes: BigInt(r.nbytes),
+        flags: r.eof ? FD_READWRITE_HANGUP : 0,
+      });
+    }
+    return true;
+  };
   if (socks.length > 0) socketsReady(0);
-  if (ready.length === 0 && (clocks.length > 0 || socks.length > 0)) {
-    // Wait for the earliest clock or a socket, in slices, so that a time limit still stops the run.
+  stdinReady(0);
+  if (ready.length === 0 && (clocks.length > 0 || socks.length > 0 || stdinWaits.length > 0)) {
+    // Wait for the earliest clock, stdin or a socket, never past the time limit: the deadline
+    // check at the top of each round stops the run once it has passed.
     for (;;) {
       const waits = clocks.map((c) => Number(c.deadline - (clockNow(c.id) ?? 0n)) / 1e6);
       const wait = Math.min(...waits);
       if (wait <= 0) break;
       const limit = h.cfg.deadline ? h.cfg.deadline() - performance.now() : Number.POSITIVE_INFINITY;
-      const slice = Math.min(wait, Math.max(limit, 0) + 1, 50);
-      if (socks.length === 0) sleepMs(slice);
-      else if (socketsReady(slice)) break;
+      const bound = Math.min(wait, Math.max(limit, 0) + 1);
+      if (socks.length === 0 && stdinWaits.length > 0) {
+        // One request; the main thread answers as soon as bytes arrive.
+        if (stdinReady(bound === Number.POSITIVE_INFINITY ? -1 : Math.max(1, Math.ceil(bound)))) break;
+      } else if (socks.length === 0) {
+        sleepMs(Math.min(bound, 50));
+      } else if (socketsReady(Math.min(bound, MIXED_SLICE_MS)) || stdinReady(0)) {
+        stdinReady(0);
+        break;
+      }
     }
   }
   for (const c of clocks) {
@@ -193,6 +237,7 @@ function pollOneoff(h: WasiHost, inPtr: number, outPtr: number, count: number, n
     v.setUint16(o + 8, ev.error, true);
     v.setUint8(o + 10, ev.type);
     v.setBigUint64(o + 16, ev.nbytes, true);
+    v.setUint16(o + 24, ev.flags ?? 0, true);
   });
   v.setUint32(neventsPtr, ready.length, true);
   return E.SUCCESS;
