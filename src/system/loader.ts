@@ -78,6 +78,8 @@ export class LoadError extends Error {
 export interface LoadedPD {
   pd: SdfProtectionDomain;
   index: number;
+  /** Its program's entry (where the loader or the monitor starts it). */
+  entry: number;
   tcb: TCB;
   /** Root-CNode cptrs the monitor needs. */
   tcbCap: number;
@@ -108,6 +110,8 @@ export interface LoadedVM {
 export interface LoadedSystem {
   pds: LoadedPD[];
   vms: LoadedVM[];
+  /** PDs the monitor starts once every passive PD's init() is done (none without passive PDs). */
+  deferred: LoadedPD[];
   monitorEp: number;
   monitorReply: number;
   /** The root task's allocator, for objects built after the PDs (runtime-pd.ts). */
@@ -400,6 +404,7 @@ export function* buildSystem(
     loaded.push({
       pd,
       index: i,
+      entry: entryOf(pd, i),
       tcb,
       tcbCap: o.tcb,
       scCap: o.sc,
@@ -413,11 +418,20 @@ export function* buildSystem(
     if (l.pd.virtualMachine === undefined) continue;
     vms.push(yield* buildVM(u, k, a, l, objs[l.index]!.ep, objs[l.index]!.cnode, vmEntryOf(l.pd)));
   }
-  for (const l of loaded)
-    check("starting it", l.pd.name, yield* startThread(u, l.tcbCap, entryOf(l.pd, l.index)));
+  // Passive servers first: a client started now could call a server whose init() has not
+  // ended, and the server's first receive would take that call on its own scheduling context,
+  // just before the monitor takes that context away (it would be left without one mid-call; a
+  // Microkit monitor has the same window). The monitor starts the others once every passive PD
+  // has reported its init() done (monitor.ts). Microkit promises no order between PDs' init().
+  const anyPassive = loaded.some((l) => l.pd.passive);
+  const deferred: LoadedPD[] = [];
+  for (const l of loaded) {
+    if (anyPassive && !l.pd.passive) deferred.push(l);
+    else check("starting it", l.pd.name, yield* startThread(u, l.tcbCap, l.entry));
+  }
   for (const vm of vms)
     check("starting its virtual machine", vm.vmm.pd.name, yield* startThread(u, vm.tcbCap, vm.entry));
-  return { pds: loaded, vms, monitorEp, monitorReply, alloc: a };
+  return { pds: loaded, vms, deferred, monitorEp, monitorReply, alloc: a };
 }
 
 /** The thread, VCPU and scheduling context of the VM declared in `vmm` (see LoadedVM). */

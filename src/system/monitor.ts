@@ -3,9 +3,11 @@
  * does. Top-level PDs send their faults here (a PD with a parent faults to the parent's
  * `fault()` instead); the monitor reports them and leaves the PD stopped. A passive PD tells
  * the monitor when its `init()` is done, and the monitor takes its scheduling context away, so
- * that from then on it runs on its callers' (and on its notification's for notifications).
+ * that from then on it runs on its callers' (and on its notification's for notifications). Once
+ * every passive PD has done so, the monitor starts the other PDs (loader.ts: LoadedSystem.deferred).
  */
-import { FaultType } from "../kernel/types.js";
+import { FaultType, SeL4Error } from "../kernel/types.js";
+import { startThread } from "../pd/alloc.js";
 import {
   type Sel4Gen,
   seL4_GetMR,
@@ -17,7 +19,7 @@ import { seL4_SchedContext_Bind, seL4_SchedContext_UnbindObject } from "../pd/li
 import type { ThreadContext } from "../pd/machine.js";
 import { EXIT_FAULT_NUMBER } from "../pd/machine.js";
 import { TRAP_NAMES } from "../platform/traps.js";
-import { FAULT_BADGE, type LoadedSystem } from "./loader.js";
+import { FAULT_BADGE, type LoadedPD, type LoadedSystem } from "./loader.js";
 
 /** Say in words what a fault message means (its label is the fault type, manual §6.2). */
 export function describeFault(u: ThreadContext, label: number): string {
@@ -46,6 +48,15 @@ export function* monitor(
   sys: LoadedSystem,
   report: (pd: string, message: string) => void,
 ): Sel4Gen<void> {
+  // The other PDs start once every passive PD's init() is done (loader.ts says why).
+  const initPending = new Set(sys.pds.filter((p) => p.pd.passive));
+  const initDone = function* (pd: LoadedPD): Sel4Gen<void> {
+    if (!initPending.delete(pd) || initPending.size > 0) return;
+    for (const d of sys.deferred) {
+      const err = yield* startThread(u, d.tcbCap, d.entry);
+      if (err !== SeL4Error.NoError) report(d.pd.name, `could not be started (seL4_${SeL4Error[err]})`);
+    }
+  };
   for (;;) {
     const r = yield* seL4_Recv(u, sys.monitorEp, sys.monitorReply);
     const badge = r.senderBig;
@@ -54,13 +65,16 @@ export function* monitor(
     if (pd === undefined) continue;
     if ((badge & FAULT_BADGE) !== 0n) {
       report(pd.pd.name, `${describeFault(u, seL4_MessageInfo_get_label(r.info))}; it stays stopped`);
+      // A passive PD that faults in its init() will never report it done: start the others.
+      yield* initDone(pd);
       continue;
     }
     // Microkit's monitor: the SC leaves the thread and goes to its notification, so that
     // notifications still run the passive PD (on that SC) while calls run it on the caller's.
-    if (pd.pd.passive) {
+    if (pd.pd.passive && initPending.has(pd)) {
       yield* seL4_SchedContext_UnbindObject(u, pd.scCap, pd.tcbCap);
       yield* seL4_SchedContext_Bind(u, pd.scCap, pd.ntfnCap);
+      yield* initDone(pd);
     }
   }
 }

@@ -47,6 +47,9 @@ after(async () => {
 
 /** Boot a system and record its output and events until `done` holds (or time runs out). */
 async function runUntil(file: string, done: (r: Run) => boolean, ms = 15_000): Promise<Run> {
+  // One system at a time: the spinners of an earlier test would take host cores from this one
+  // (the host has as few as two), and the budget tests measure what a PD gets of its core.
+  for (let s = running.pop(); s !== undefined; s = running.pop()) await s.stop();
   const log: Entry[] = [];
   const sys = await bootSystem(file, {
     cores: 2,
@@ -295,20 +298,124 @@ test("spinners: while (1) {} is preempted by priority and held to its budget", a
   console.log(
     `# hog: ${((w.c1 - w.c0) / 1e6).toFixed(1)} ms consumed in ${((w.t1 - w.t0) / 1e6).toFixed(1)} ms: ${(100 * share).toFixed(1)}% (budget/period 20%)`,
   );
-  // MCS promises at most `budget` in any `period`: the upper bound allows for overruns (the
-  // kernel takes the core back at the hog's next preemption check, and charges the overrun to
-  // its next refill). Without budget enforcement the hog would take all of core 1's idle time
-  // (about 95%). The lower bound only shows it ran: with two refills (Microkit's extra_refills
-  // = 0) and releases that come up to a millisecond late (host timers), its budget fragments
-  // into 1 ms refills and it gets 12-20% here (see the report of issue 3).
-  assert.ok(share <= 0.23, `hog share ${share}`);
-  assert.ok(share >= 0.05, `hog share ${share}`);
+  // MCS promises at most `budget` in any `period` (the window is 8 ticker periods, 400 ms, so one
+  // extra budget would be 0.5%). Without budget enforcement the hog would take all of core 1's
+  // idle time (about 95%). The worker and the ticker take little of core 1, so the hog gets
+  // nearly all of its budget; it got 12-14% while overruns split it into refills a period apart.
+  assert.ok(share <= 0.21, `hog share ${share}`);
+  assert.ok(share >= 0.15, `hog share ${share}`);
   // The spinner on core 0 has no budget limit (budget = period: round robin): it gets the rest.
   const spinner = pdOf(r, "spinner").tcb.sc!;
   assert.ok(spinner.consumed > 2 * hog.consumed, "the unlimited spinner ran most of the time");
   assert.equal(await settledState(r, "responder", "BlockedOnNotification"), "BlockedOnNotification");
   assert.equal(await settledState(r, "worker", "BlockedOnNotification"), "BlockedOnNotification");
   assert.equal(r.sys.kernel.stats.faults, 0);
+});
+
+/** Write a system description into a fresh directory; `path="..."` is resolved from EXAMPLES. */
+function tempSystem(name: string, xml: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), "capvisor-")), name);
+  writeFileSync(file, xml.replaceAll('path="', `path="${EXAMPLES}/`));
+  return file;
+}
+
+test("budget: a Wasm PD spinning alone on its core gets its 2 ms every 10 ms, and no more", async (t) => {
+  // The hog of spinner.system without the worker and the ticker; core 0 is kept busy by the
+  // unlimited spinner, as in examples/wasm-pds.system, so the platform's main thread is too.
+  const file = tempSystem(
+    "budget.system",
+    `<system>
+  <protection_domain name="spinner" priority="1" cpu="0"><program_image path="spinner/spinner.wasm" /></protection_domain>
+  <protection_domain name="hog" priority="50" budget="2000" period="10000" cpu="1"><program_image path="spinner/spinner.wasm" /></protection_domain>
+</system>`,
+  );
+  // Kernel time and the hog's consumed time, 0.5 s after boot (start-up done) and 3 s later.
+  const w = { t0: 0, c0: 0, t1: 0, c1: 0 };
+  const r = await runUntil(file, (x) => {
+    const sc = pdOf(x, "hog").tcb.sc!;
+    const now = x.sys.platform.now();
+    if (w.t0 === 0 && x.lines("hog").length > 0 && now >= 500e6) {
+      w.t0 = now;
+      w.c0 = sc.consumed;
+    }
+    if (w.t0 !== 0 && now - w.t0 >= 3000e6) {
+      w.t1 = now;
+      w.c1 = sc.consumed;
+    }
+    return w.t1 !== 0;
+  });
+  assert.deepEqual(r.lines("hog"), ["hog: spinning"]);
+  assert.deepEqual(r.events(), []);
+  assert.ok(w.t1 > 0, "the measurement window closed");
+  const sc = pdOf(r, "hog").tcb.sc!;
+  assert.equal(sc.budget, 2_000_000);
+  assert.ok(refillSum(sc) <= sc.budget, "refills never exceed the budget");
+  const share = (w.c1 - w.c0) / (w.t1 - w.t0);
+  t.diagnostic(`the hog used ${(100 * share).toFixed(1)}% of core 1 (budget/period 20%)`);
+  // MCS: at most `budget` in any `period`, so over 3 s at most 20% plus one budget (0.07%); the
+  // kernel takes the timer interrupt at the deadline however late the worker's check and the
+  // hand-off are. And a PD alone on its core gets its budget: only releases that the host wakes
+  // late (about 0.1 ms each on an idle host) are lost. It got 12-14% when overruns split its
+  // budget into refills a period apart.
+  assert.ok(share <= 0.205, `hog share ${share}`);
+  assert.ok(share >= 0.15, `hog share ${share}`);
+});
+
+// ------------------------------------------------------------------------- passive servers
+
+test("passive server: its clients start only after its init() ends, then every call is answered on theirs", async () => {
+  // slowpong is passive on core 0 and takes a while in init(); ping (examples/pingpong/ping.c)
+  // calls it at once when it starts, from core 1. Were ping started with it, its call would be
+  // waiting when slowpong first receives, and slowpong would serve it on its own SC just as the
+  // monitor takes that SC away (both hung, in about 1 boot of 3). The monitor starts ping only
+  // once slowpong's init() is done (loader.ts, monitor.ts).
+  const dir = mkdtempSync(join(tmpdir(), "capvisor-passive-"));
+  writeFileSync(
+    join(dir, "slowpong.c"),
+    `#include <microkit.h>
+void init(void)
+{
+    for (volatile unsigned i = 0; i < 3000000; i++) {
+    }
+    microkit_dbg_puts("slowpong: ready\\n");
+}
+microkit_msginfo protected(microkit_channel ch, microkit_msginfo msginfo)
+{
+    microkit_mr_set(0, microkit_mr_get(0) + 1);
+    return microkit_msginfo_new(0, 1);
+}
+void notified(microkit_channel ch)
+{
+    microkit_dbg_puts("slowpong: notified\\n");
+}
+`,
+  );
+  execFileSync(join(ROOT, "scripts/build-c-pd.sh"), [join(dir, "slowpong.wasm"), join(dir, "slowpong.c")]);
+  const file = join(dir, "passive.system");
+  writeFileSync(
+    file,
+    `<system>
+  <protection_domain name="slowpong" priority="150" passive="true" cpu="0"><program_image path="slowpong.wasm" /></protection_domain>
+  <protection_domain name="ping" priority="100" cpu="1"><program_image path="${EXAMPLES}/pingpong/ping.wasm" /></protection_domain>
+  <channel><end pd="ping" id="0" pp="true" /><end pd="slowpong" id="0" /></channel>
+</system>`,
+  );
+  const r = await runUntil(file, (x) => x.lines("slowpong").includes("slowpong: notified"), 10_000);
+  assert.deepEqual(r.lines("ping")[0], "ping: start");
+  assert.ok(
+    r.log.findIndex((e) => e.text === "slowpong: ready") < r.log.findIndex((e) => e.text === "ping: start"),
+    "ping started before slowpong's init() ended",
+  );
+  assert.ok(r.lines("ping").includes("ping: done, counter = 5"), r.lines("ping").join("\n"));
+  assert.deepEqual(r.lines("slowpong"), ["slowpong: ready", "slowpong: notified"]);
+  assert.deepEqual(r.events(), []);
+  // It is passive: its SC went to its notification (which lent it back to run notified(), until
+  // slowpong waits again).
+  const pong = pdOf(r, "slowpong");
+  const t0 = Date.now();
+  while (pong.tcb.sc !== null && Date.now() - t0 < 2000) await new Promise((res) => setTimeout(res, 5));
+  assert.equal(pong.tcb.sc, null);
+  assert.notEqual(pong.tcb.boundNotification?.sc ?? null, null);
 });
 
 // ------------------------------------------------------------------------------- default

@@ -15,7 +15,9 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const OUT = join(ROOT, "build/guest");
 const SCRIPT = join(ROOT, "scripts/build-guest.sh");
-const CMDLINE = "console=ttyS0 tsc=reliable mitigations=off cryptomgr.notests noisapnp quiet";
+const CMDLINE =
+  "console=ttyS0 tsc=reliable mitigations=off cryptomgr.notests noisapnp quiet panic_on_oops=1 softlockup_panic=1 " +
+  "initcall_blacklist=init_kprobe_trace,load_system_certificate_list,crypto_kdf108_init,init_encrypted,blake2s_mod_init";
 
 interface Image {
   kernel: string;
