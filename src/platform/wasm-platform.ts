@@ -10,7 +10,6 @@
  * with a host timer; running workers check the deadline themselves at preemption checks.
  */
 import { setFlagsFromString } from "node:v8";
-import { type MessagePort, Worker } from "node:worker_threads";
 import {
   interruptEntry,
   ipiEntry,
@@ -28,7 +27,6 @@ import { SyncThread } from "../pd/syncthread.js";
 import {
   ARG,
   Channel,
-  type CustomWorkerInit,
   clockNs,
   K_EXIT,
   K_LOAD_ERROR,
@@ -46,63 +44,18 @@ import {
   RESPONSE,
   S_REQUEST,
   S_RESUMED,
-  type SetVar,
-  type SharedMapping,
   STATE,
-  type WorkerInit,
 } from "./channel.js";
+import {
+  type InterruptSource,
+  type PDProgram,
+  type PDThread,
+  type PlatformOptions,
+  startThreadWorker,
+} from "./programs.js";
 import { TRAP_NAMES } from "./traps.js";
 
-/** A PD program: its code and how it sees memory. */
-export interface PDProgram {
-  name: string;
-  wasm: Uint8Array;
-  maps: SharedMapping[];
-  setvars: SetVar[];
-  /**
-   * A thread that is not a Wasm PD (a VM's vcpu, src/vmm/vm-worker.ts): the worker script to run
-   * instead of pd-worker.js and the data it gets (CustomWorkerInit). It speaks the same channel
-   * protocol, so the kernel schedules it like any thread; `wasm`, `maps` and `setvars` are unused.
-   */
-  worker?: { url: URL; data: unknown; transfer?: MessagePort[] };
-}
-
-type ThreadPhase = "loading" | "waiting" | "pending" | "running" | "dead";
-
-interface PDThread {
-  tcb: TCB;
-  program: PDProgram;
-  entry: number;
-  ch: Channel;
-  worker: Worker;
-  phase: ThreadPhase;
-  started: boolean;
-  core: number;
-  /** Kind of the last request, and the thread's pc when it made it. */
-  lastKind: number;
-  pcBefore: number;
-}
-
-export interface PlatformOptions {
-  /** Loop iterations between preemption checks (default 20,000). */
-  fuel?: number;
-  /** Each complete line a PD prints (seL4_DebugPutChar / microkit_dbg_puts). */
-  onLine?: (pd: string, line: string) => void;
-  /** Something worth telling the user: a trap, a PD that could not load. */
-  onEvent?: (pd: string, message: string) => void;
-  /**
-   * Measurement probe (bench/ipc.ts, bench/rt.ts, bench/compute.ts): called when a PD thread's
-   * syscall request reaches the kernel, just before the kernel handles it, with the syscall
-   * number and the shared host clock (`clockNs()`, ns). Costs one clock read when set; nothing
-   * when not. The time is when the main thread saw the request, not when the PD issued it.
-   */
-  onSyscall?: (pd: string, sysno: number, ns: number) => void;
-  /**
-   * Probe: called when the platform takes an interrupt raised through an interrupt source, with
-   * the host clock and whether it coalesced with one still pending (seL4 keeps one bit a line).
-   */
-  onInterrupt?: (line: number, ns: number, coalesced: boolean) => void;
-}
+export { type InterruptSource, type PDProgram, type PlatformOptions, raiseFromSource } from "./programs.js";
 
 /**
  * After a trap or exit entry: the fault was not taken (the budget check rewound the entry, so the
@@ -111,20 +64,6 @@ export interface PlatformOptions {
  */
 function rewound(t: TCB): boolean {
   return t.state === ThreadState.Running || t.state === ThreadState.Restart;
-}
-
-/** What a device model needs to raise interrupts from another thread (see raiseFromSource). */
-export interface InterruptSource {
-  irqs: SharedArrayBuffer;
-  bell: SharedArrayBuffer;
-}
-
-/** Raise `line` from any thread: set its bit, then ring the platform's doorbell. */
-export function raiseFromSource(source: InterruptSource, line: number): void {
-  Atomics.or(new Int32Array(source.irqs), line >>> 5, 1 << (line & 31));
-  const bell = new Int32Array(source.bell);
-  Atomics.add(bell, 0, 1);
-  Atomics.notify(bell, 0);
 }
 
 /** How long the pump keeps the main thread before letting the event loop run (ms). */
@@ -401,30 +340,7 @@ export class WasmPlatform {
     const program = this.programs.get(pc);
     if (program === undefined) return null;
     const ch = Channel.create();
-    let worker: Worker;
-    if (program.worker !== undefined) {
-      const init: CustomWorkerInit = {
-        name: program.name,
-        sab: ch.sab,
-        bell: this.bellSab,
-        data: program.worker.data,
-      };
-      worker = new Worker(program.worker.url, {
-        workerData: init,
-        transferList: program.worker.transfer ?? [],
-      });
-    } else {
-      const init: WorkerInit = {
-        name: program.name,
-        wasm: program.wasm,
-        sab: ch.sab,
-        bell: this.bellSab,
-        maps: program.maps,
-        setvars: program.setvars,
-        fuel: this.fuel,
-      };
-      worker = new Worker(new URL("./pd-worker.js", import.meta.url), { workerData: init });
-    }
+    const worker = startThreadWorker(program, ch, this.bellSab, this.fuel);
     worker.unref();
     const th: PDThread = {
       tcb: t,
