@@ -16,6 +16,7 @@ import { workerData } from "node:worker_threads";
 import {
   Channel,
   clockNs,
+  hostThreadId,
   K_EXIT,
   K_LOAD_ERROR,
   K_PREEMPT,
@@ -31,6 +32,7 @@ import {
   REG_WORDS,
   S_REQUEST,
   STATE,
+  TID,
   type WorkerInit,
 } from "./channel.js";
 import { trapNumber } from "./traps.js";
@@ -38,6 +40,7 @@ import { trapNumber } from "./traps.js";
 const init = workerData as WorkerInit;
 const ch = new Channel(init.sab);
 const ctl = ch.ctl;
+ctl[TID] = hostThreadId();
 const bell = new Int32Array(init.bell);
 
 /** Post a request and block until the kernel resumes this thread; returns the response. */

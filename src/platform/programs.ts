@@ -35,6 +35,8 @@ export interface PDThread {
   /** Kind of the last request, and the thread's pc when it made it. */
   lastKind: number;
   pcBefore: number;
+  /** The host nice value last given to its thread (NaN: none yet). */
+  nice: number;
 }
 
 export interface PlatformOptions {
@@ -56,6 +58,11 @@ export interface PlatformOptions {
    * the host clock and whether it coalesced with one still pending (seL4 keeps one bit a line).
    */
   onInterrupt?: (line: number, ns: number, coalesced: boolean) => void;
+  /**
+   * Give each PD thread's host thread a nice value from its seL4 priority, and the kernel's
+   * thread a higher host priority when allowed (default true; channel.ts, hostNice).
+   */
+  hostPriorities?: boolean;
 }
 
 /** Start the worker that runs `program` for one thread, over control block `ch`. */

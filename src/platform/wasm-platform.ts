@@ -9,6 +9,7 @@
  * any other worker stop at its next preemption check. Idle cores wait for their timer deadline
  * with a host timer; running workers check the deadline themselves at preemption checks.
  */
+import { getPriority, setPriority } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import {
   interruptEntry,
@@ -28,6 +29,8 @@ import {
   ARG,
   Channel,
   clockNs,
+  hostNice,
+  hostThreadId,
   K_EXIT,
   K_LOAD_ERROR,
   K_PREEMPT,
@@ -45,6 +48,7 @@ import {
   S_REQUEST,
   S_RESUMED,
   STATE,
+  TID,
 } from "./channel.js";
 import {
   type InterruptSource,
@@ -65,6 +69,9 @@ export { type InterruptSource, type PDProgram, type PlatformOptions, raiseFromSo
 function rewound(t: TCB): boolean {
   return t.state === ThreadState.Running || t.state === ThreadState.Restart;
 }
+
+/** The host nice value of the kernel's thread (the main thread), when the host allows it. */
+const MAIN_NICE = -5;
 
 /** How long the pump keeps the main thread before letting the event loop run (ms). */
 const PUMP_SLICE_MS = 4;
@@ -117,6 +124,7 @@ export class WasmPlatform {
   private preloading = false;
   private inEntry = false;
   private timeBase = 0;
+  private readonly hostPriorities: boolean;
 
   constructor(
     k: Kernel,
@@ -129,6 +137,16 @@ export class WasmPlatform {
     // only at its next call, so a long-running loop would stay in baseline code for good
     // (DESIGN.md: 1.25x native with --no-liftoff, 1.42x with default tiering).
     setFlagsFromString("--no-liftoff");
+    this.hostPriorities = opts.hostPriorities ?? true;
+    // The kernel's own thread (this one) runs before any PD's: it is what preempts them. Raising
+    // a priority needs root (CAP_SYS_NICE); without it the main thread keeps nice 0.
+    if (this.hostPriorities)
+      try {
+        const self = hostThreadId();
+        if (self !== 0 && getPriority(self) > MAIN_NICE) setPriority(self, MAIN_NICE);
+      } catch {
+        // Not permitted.
+      }
     this.running = k.nodes.map(() => null);
     this.timers = k.nodes.map(() => null);
     this.armedFor = k.nodes.map(() => Number.NaN);
@@ -353,6 +371,7 @@ export class WasmPlatform {
       core: t.core,
       lastKind: 0,
       pcBefore: pc,
+      nice: Number.NaN,
     };
     this.threads.set(t, th);
     worker.on("error", (e) => this.opts.onEvent?.(program.name, `worker error: ${e.message}`));
@@ -379,11 +398,29 @@ export class WasmPlatform {
     th.phase = "running";
     th.core = c;
     this.running[c] = th;
+    this.hostPriority(th);
     Atomics.store(th.ch.ctl, PREEMPT, 0);
     th.ch.ctl[RESPONSE] = response;
     Atomics.store(th.ch.ctl, STATE, S_RESUMED);
     Atomics.notify(th.ch.ctl, STATE);
     this.watch(th);
+  }
+
+  /**
+   * Give the thread's host thread the nice value of its seL4 priority (channel.ts, hostNice),
+   * when it changed. Best effort: where the host refuses, the thread keeps what it has.
+   */
+  private hostPriority(th: PDThread): void {
+    if (!this.hostPriorities) return;
+    const tid = th.ch.ctl[TID]!;
+    const nice = hostNice(th.tcb.priority);
+    if (tid === 0 || th.nice === nice) return;
+    th.nice = nice;
+    try {
+      setPriority(tid, nice);
+    } catch {
+      // Not permitted (or not Linux): nothing to do.
+    }
   }
 
   /** Wait for the worker's next request: the pump picks it up. */

@@ -80,7 +80,7 @@ export interface BootOptions<R = never> {
   /** Called before each long step, for progress display. */
   onStep?: (message: string) => void;
   /** Platform settings for measurements (the benchmarks): fuel and the syscall probe. */
-  platform?: Pick<PlatformOptions, "fuel" | "onSyscall" | "onInterrupt">;
+  platform?: Pick<PlatformOptions, "fuel" | "onSyscall" | "onInterrupt" | "hostPriorities">;
 }
 
 export interface BootedSystem<R = never> {

@@ -16,6 +16,7 @@ import {
   Channel,
   type CustomWorkerInit,
   clockNs,
+  hostThreadId,
   K_LOAD_ERROR,
   K_PREEMPT,
   K_READY,
@@ -28,6 +29,7 @@ import {
   R_TERMINATE,
   S_REQUEST,
   STATE,
+  TID,
 } from "../platform/channel.js";
 import { RingRegion } from "../platform/ring.js";
 import { ChannelDevice, PORT_BASE, PORT_LAST } from "./channel-device.js";
@@ -48,6 +50,7 @@ const init = workerData as CustomWorkerInit;
 const data = init.data as VmWorkerData;
 const ch = new Channel(init.sab);
 const ctl = ch.ctl;
+ctl[TID] = hostThreadId();
 const bell = new Int32Array(init.bell);
 const control = new Int32Array(data.control);
 
