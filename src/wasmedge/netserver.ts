@@ -10,100 +10,37 @@
  * a non-blocking attempt and polls in short slices, so a time limit still stops a blocked guest.
  *
  * Policy: only addresses in the allowed set (NetServerOptions.allowed; loopback by default: the
- * network policy of this machine and a sensible default for untrusted guests) may be bound to or
- * connected to; others fail with EACCES, as a firewall refusing the operation would.
+ * network policy of this machine and a sensible default for untrusted guests) may be bound to,
+ * connected to or sent to; others fail with EACCES, as a firewall refusing the operation would.
+ * Host names go to the host's resolver only when the set reaches beyond loopback; otherwise
+ * only numeric addresses and "localhost" resolve, so a guest cannot probe the host's DNS.
+ *
+ * Datagram sockets live in netdgram.ts; the operations below dispatch to it for them.
  *
  * Handles are private to one NetServer (one per guest application), so an application can never
  * name another's sockets.
  */
+import { lookup } from "node:dns/promises";
 import { BlockList, createServer, isIP, type Server, type Socket, connect as tcpConnect } from "node:net";
+import { UdpState } from "./netdgram.js";
+import {
+  type Family,
+  LOOPBACK,
+  type NetOp,
+  type NetOps,
+  type NetReq,
+  type NetRequest,
+  type NetRes,
+  type NetResponse,
+  type NetServerOptions,
+  SE,
+  SO,
+  type SockAddr,
+} from "./netops.js";
 import { E } from "./wasi/constants.js";
 
-/** Socket errno values (WASI preview1 numbering) that constants.ts does not name. */
-export const SE = {
-  ADDRINUSE: 3,
-  ADDRNOTAVAIL: 4,
-  AFNOSUPPORT: 5,
-  ALREADY: 7,
-  CONNABORTED: 13,
-  CONNREFUSED: 14,
-  CONNRESET: 15,
-  HOSTUNREACH: 23,
-  INPROGRESS: 26,
-  ISCONN: 30,
-  NETUNREACH: 40,
-  NOPROTOOPT: 50,
-  NOTCONN: 53,
-  PROTONOSUPPORT: 66,
-  TIMEDOUT: 73,
-} as const;
-
-/** Socket options (WasmEdge's __wasi_sock_opt_so_t numbering, level SOL_SOCKET). */
-export const SO = {
-  REUSEADDR: 0,
-  TYPE: 1,
-  ERROR: 2,
-  BROADCAST: 4,
-  SNDBUF: 5,
-  RCVBUF: 6,
-  KEEPALIVE: 7,
-  LINGER: 9,
-  RCVTIMEO: 11,
-  SNDTIMEO: 12,
-  ACCEPTCONN: 13,
-} as const;
-
-export type Family = 4 | 6;
-export interface SockAddr {
-  family: Family;
-  address: string;
-  port: number;
-}
-
-export interface NetOps {
-  /** A new TCP socket (datagram sockets are not served yet: EPROTONOSUPPORT). */
-  open: { req: { family: Family; stream: boolean }; res: { handle: number } };
-  bind: { req: { handle: number; address: string; port: number }; res: Record<string, never> };
-  listen: { req: { handle: number; backlog: number }; res: Record<string, never> };
-  /** EAGAIN when no connection is waiting. */
-  accept: { req: { handle: number }; res: { handle: number; peer: SockAddr } };
-  /** Starts connecting; the outcome is read with `status` once the handle polls writable. */
-  connect: { req: { handle: number; address: string; port: number }; res: Record<string, never> };
-  /** Whether a connect finished, and its error (SO_ERROR; reading it clears it, as POSIX). */
-  status: { req: { handle: number }; res: { connected: boolean; pending: boolean; error: number } };
-  /** EAGAIN when nothing is buffered; an empty `data` means end of stream. */
-  recv: { req: { handle: number; len: number; peek: boolean }; res: { data: Uint8Array } };
-  /** EAGAIN when the send buffer is full. */
-  send: { req: { handle: number; data: Uint8Array }; res: { n: number } };
-  /** how: 1 = RD, 2 = WR, 3 = both (WASI sdflags). */
-  shutdown: { req: { handle: number; how: number }; res: Record<string, never> };
-  close: { req: { handle: number }; res: Record<string, never> };
-  localaddr: { req: { handle: number }; res: SockAddr };
-  peeraddr: { req: { handle: number }; res: SockAddr };
-  setopt: { req: { handle: number; name: number; value: number }; res: Record<string, never> };
-  getopt: { req: { handle: number; name: number }; res: { value: number } };
-  /** Name resolution without DNS: numeric addresses and "localhost" (see getaddrinfo). */
-  getaddrinfo: {
-    req: { node: string; service: string; family: 0 | Family; passive: boolean };
-    res: { addrs: SockAddr[] };
-  };
-  /** Waits up to timeoutMs for one of the handles to be readable / writable. */
-  poll: {
-    req: { reads: number[]; writes: number[]; timeoutMs: number };
-    res: { readable: number[]; writable: number[] };
-  };
-}
-export type NetOp = keyof NetOps;
-export type NetReq<K extends NetOp> = { op: K } & NetOps[K]["req"];
-export type NetRes<K extends NetOp> = ({ ok: true } & NetOps[K]["res"]) | { ok: false; errno: number };
-export type NetRequest = { [K in NetOp]: NetReq<K> }[NetOp];
-export type NetResponse = { [K in NetOp]: NetRes<K> }[NetOp];
-
-export interface NetServerOptions {
-  /** Address prefixes ("127.0.0.0/8", "::1/128") that may be bound to and connected to. */
-  allowed?: string[];
-}
-export const LOOPBACK = ["127.0.0.0/8", "::1/128"];
+// The API lives in netops.ts; importers of this module keep finding it here.
+export * from "./netops.js";
 
 class NetError extends Error {
   constructor(readonly errno: number) {
@@ -136,6 +73,8 @@ interface Sock {
   eof: boolean;
   rdShut: boolean;
   wrShut: boolean;
+  /** Set for a datagram socket, which uses none of the TCP fields above but `opts`. */
+  udp?: UdpState;
 }
 
 const NODE_ERRNO: Record<string, number> = {
@@ -150,6 +89,8 @@ const NODE_ERRNO: Record<string, number> = {
   EPIPE: E.PIPE,
   EACCES: E.ACCES,
   EPERM: E.PERM,
+  EMSGSIZE: SE.MSGSIZE,
+  EINVAL: E.INVAL,
 };
 function netErrno(e: unknown): number {
   const code =
@@ -159,6 +100,8 @@ function netErrno(e: unknown): number {
 
 export class NetServer {
   private readonly allowed = new BlockList();
+  private readonly loopback = new BlockList();
+  private readonly resolveNames: boolean;
   private readonly socks = new Map<number, Sock>();
   private nextHandle = 1;
   /** Pending polls: each re-checks readiness when any socket changes. */
@@ -171,6 +114,13 @@ export class NetServer {
       if (fam === 0) throw new Error(`not an address prefix: ${cidr}`);
       this.allowed.addSubnet(addr!, Number(bits ?? (fam === 4 ? 32 : 128)), fam === 4 ? "ipv4" : "ipv6");
     }
+    this.loopback.addSubnet("127.0.0.0", 8, "ipv4");
+    this.loopback.addAddress("::1", "ipv6");
+    const beyondLoopback = (opts.allowed ?? LOOPBACK).some((c) => {
+      const a = c.split("/")[0]!;
+      return !this.loopback.check(a, isIP(a) === 4 ? "ipv4" : "ipv6");
+    });
+    this.resolveNames = opts.resolveNames ?? beyondLoopback;
   }
 
   /** Whether the policy lets guests use `address`. */
@@ -262,11 +212,20 @@ export class NetServer {
     c.on("close", this.kick);
   }
 
+  private isLoopback(address: string): boolean {
+    return this.loopback.check(address, isIP(address) === 4 ? "ipv4" : "ipv6");
+  }
+  private udp(s: Sock): UdpState {
+    return s.udp ?? fail(E.INVAL);
+  }
+
   private readable(s: Sock): boolean {
+    if (s.udp) return s.udp.readable();
     if (s.server) return s.backlog.length > 0 || s.error !== 0;
     return s.recvBytes > 0 || s.eof || s.rdShut || s.error !== 0;
   }
   private writable(s: Sock): boolean {
+    if (s.udp) return s.udp.writable();
     if (s.error !== 0) return true;
     if (!s.conn || s.connecting) return false;
     return s.wrShut || s.conn.writableLength < SEND_HIGH;
@@ -277,21 +236,26 @@ export class NetServer {
   } = {
     open: (r) => {
       if (r.family !== 4 && r.family !== 6) fail(SE.AFNOSUPPORT);
-      // Only TCP is served: the echo-style services this slice targets; UDP is a later step.
-      if (!r.stream) fail(SE.PROTONOSUPPORT);
-      return { handle: this.add(this.fresh(r.family)) };
+      const s = this.fresh(r.family);
+      if (!r.stream) s.udp = new UdpState(r.family, (a) => this.allows(a), this.kick, netErrno, fail);
+      return { handle: this.add(s) };
     },
     bind: (r) => {
       const s = this.get(r.handle);
       if (s.bound || s.conn || s.server) fail(E.INVAL);
       this.checkAddress(s, r.address);
       if (!Number.isInteger(r.port) || r.port < 0 || r.port > 65535) fail(E.INVAL);
+      if (s.udp) {
+        if (s.udp.bound) fail(E.INVAL);
+        const reuse = (s.opts.get(SO.REUSEADDR) ?? 0) !== 0;
+        return s.udp.bind(r.address, r.port, reuse).then(() => ({}));
+      }
       s.bound = { address: r.address, port: r.port };
       return {};
     },
     listen: (r) => {
       const s = this.get(r.handle);
-      if (s.conn) fail(E.INVAL);
+      if (s.conn || s.udp) fail(s.udp ? SE.NOTSUP : E.INVAL);
       if (s.server) return {};
       const at = s.bound ?? { address: s.family === 4 ? "127.0.0.1" : "::1", port: 0 };
       const server = createServer({ allowHalfOpen: true });
@@ -324,7 +288,7 @@ export class NetServer {
     },
     accept: (r) => {
       const s = this.get(r.handle);
-      if (!s.server) fail(E.INVAL);
+      if (!s.server) fail(s.udp ? SE.NOTSUP : E.INVAL);
       const c = s.backlog.shift() ?? fail(E.AGAIN);
       const sock = this.pendingAccept.get(s)!.get(c)!;
       this.pendingAccept.get(s)!.delete(c);
@@ -338,6 +302,17 @@ export class NetServer {
     connect: (r) => {
       const s = this.get(r.handle);
       if (s.server) fail(E.INVAL);
+      if (s.udp) {
+        // A UDP connect only sets the default peer (and the source filter); it may be repeated.
+        this.checkAddress(s, r.address);
+        if (!Number.isInteger(r.port) || r.port <= 0 || r.port > 65535) fail(E.INVAL);
+        const u = s.udp;
+        const peer: SockAddr = { family: s.family, address: r.address, port: r.port };
+        return u.ensureBound(this.isLoopback(r.address)).then(() => {
+          u.connectTo(peer);
+          return {};
+        });
+      }
       if (s.connected) fail(SE.ISCONN);
       if (s.connecting) fail(SE.ALREADY);
       this.checkAddress(s, r.address);
@@ -359,12 +334,14 @@ export class NetServer {
     },
     status: (r) => {
       const s = this.get(r.handle);
+      if (s.udp) return { connected: s.udp.peer !== undefined, pending: false, error: 0 };
       const error = s.error;
       s.error = 0;
       return { connected: s.connected, pending: s.connecting, error };
     },
     recv: (r) => {
       const s = this.get(r.handle);
+      if (s.udp) return { data: s.udp.receive(r.len, r.peek).data };
       const c = s.conn ?? fail(SE.NOTCONN);
       if (s.recvBytes === 0) {
         if (s.rdShut || s.eof) {
@@ -392,6 +369,7 @@ export class NetServer {
     },
     send: (r) => {
       const s = this.get(r.handle);
+      if (s.udp) return this.ops.sendto({ op: "sendto", handle: r.handle, data: r.data });
       if (s.error !== 0) {
         const err = s.error;
         s.error = 0;
@@ -403,8 +381,29 @@ export class NetServer {
       s.conn!.write(Buffer.from(r.data));
       return { n: r.data.length };
     },
+    recvfrom: (r) => this.udp(this.get(r.handle)).receive(r.len, r.peek),
+    sendto: (r) => {
+      const s = this.get(r.handle);
+      const u = this.udp(s);
+      if (r.to) {
+        this.checkAddress(s, r.to.address);
+        if (!Number.isInteger(r.to.port) || r.to.port <= 0 || r.to.port > 65535) fail(E.INVAL);
+      }
+      const to = r.to;
+      if (u.sock) return { n: u.send(r.data, to) };
+      const dest = to ?? u.peer ?? fail(SE.DESTADDRREQ);
+      return u.ensureBound(this.isLoopback(dest.address)).then(() => ({ n: u.send(r.data, to) }));
+    },
     shutdown: (r) => {
       const s = this.get(r.handle);
+      if (s.udp) {
+        if (!s.udp.peer) fail(SE.NOTCONN);
+        if (r.how & ~3 || r.how === 0) fail(E.INVAL);
+        if (r.how & 1) s.udp.rdShut = true;
+        if (r.how & 2) s.udp.wrShut = true;
+        this.kick();
+        return {};
+      }
       if (!s.conn || s.connecting) fail(SE.NOTCONN);
       if (r.how & ~3 || r.how === 0) fail(E.INVAL);
       if (r.how & 1) {
@@ -423,6 +422,7 @@ export class NetServer {
     close: (r) => {
       const s = this.get(r.handle);
       this.socks.delete(r.handle);
+      s.udp?.close();
       if (s.server) {
         s.server.close();
         for (const c of s.backlog) c.destroy();
@@ -438,6 +438,7 @@ export class NetServer {
     },
     localaddr: (r) => {
       const s = this.get(r.handle);
+      if (s.udp) return s.udp.local();
       const a = s.server ? s.server.address() : s.conn?.address();
       if (a && typeof a === "object" && "port" in a && typeof a.port === "number" && "address" in a) {
         return { family: s.family, address: String(a.address), port: a.port };
@@ -447,6 +448,7 @@ export class NetServer {
     },
     peeraddr: (r) => {
       const s = this.get(r.handle);
+      if (s.udp) return s.udp.peer ?? fail(SE.NOTCONN);
       if (!s.conn || !s.connected || s.conn.remoteAddress === undefined) return fail(SE.NOTCONN);
       return { family: s.family, address: s.conn.remoteAddress, port: s.conn.remotePort ?? 0 };
     },
@@ -475,10 +477,11 @@ export class NetServer {
       const s = this.get(r.handle);
       switch (r.name) {
         case SO.TYPE:
-          return { value: 2 }; // SOCK_STREAM in WasmEdge's numbering
+          return { value: s.udp ? 1 : 2 }; // SOCK_DGRAM / SOCK_STREAM in WasmEdge's numbering
         case SO.ERROR: {
-          const v = s.error;
-          s.error = 0;
+          const u = s.udp ?? s;
+          const v = u.error;
+          u.error = 0;
           return { value: v };
         }
         case SO.ACCEPTCONN:
@@ -511,8 +514,18 @@ export class NetServer {
         ];
       } else {
         const fam = isIP(r.node);
-        // No DNS: names other than localhost do not resolve (the policy allows loopback only).
-        if (fam === 0) fail(E.NOENT);
+        if (fam === 0) {
+          // Loopback-only policy: no resolver at all; names other than localhost are unknown.
+          if (!this.resolveNames) fail(SE.AINONAME);
+          return lookup(r.node, { all: true, family: r.family }).then(
+            (found) => ({
+              addrs: found.map(
+                (a): SockAddr => ({ family: a.family === 6 ? 6 : 4, address: a.address, port }),
+              ),
+            }),
+            () => fail(SE.AINONAME),
+          );
+        }
         cands = [{ family: fam as Family, address: r.node, port }];
       }
       return { addrs: cands.filter((a) => r.family === 0 || a.family === r.family) };

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { NetServer, SE } from "../../src/wasmedge/netserver.js";
+import { type NetOp, type NetReq, type NetRes, NetServer, SE } from "../../src/wasmedge/netserver.js";
 import { runWasi } from "../../src/wasmedge/runner.js";
 import { createChannelBuffer, serveChannel } from "../../src/wasmedge/service.js";
 import type { RunOptions, RunResult } from "../../src/wasmedge/types.js";
@@ -22,12 +22,12 @@ import { E } from "../../src/wasmedge/wasi/constants.js";
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const SRC = join(ROOT, "test", "wasmedge", "corpus");
 const OUT = join(ROOT, "build", "wasmedge-corpus");
-const PROGRAMS = ["echo_server", "echo_client"] as const;
+const PROGRAMS = ["echo_server", "echo_client", "udp_echo_server", "udp_client"] as const;
 const wasm: Record<string, Uint8Array> = {};
 
 before(() => {
   fs.mkdirSync(OUT, { recursive: true });
-  const header = fs.statSync(join(SRC, "echo_sock.h")).mtimeMs;
+  const header = Math.max(...["echo_sock.h", "udp_sock.h"].map((h) => fs.statSync(join(SRC, h)).mtimeMs));
   for (const name of PROGRAMS) {
     const src = join(SRC, `${name}.c`);
     const out = join(OUT, `${name}.wasm`);
@@ -149,8 +149,6 @@ test("NetServer: the allowed set is an option; bind and connect outside it fail 
   assert.equal(dflt.allows("::1"), true);
   assert.equal(dflt.allows("192.168.1.1"), false);
   assert.equal(dflt.allows("0.0.0.0"), false);
-  const udp = dflt.call({ op: "open", family: 4, stream: false });
-  assert.deepEqual(udp, { ok: false, errno: SE.PROTONOSUPPORT });
   only2.closeAll();
   dflt.closeAll();
 });
@@ -197,4 +195,172 @@ test("the request channel carries large messages both ways while the main thread
   assert.match(msg.bad, /no service named nope/);
   // The main thread kept running its timers while the worker waited on the channel.
   assert.ok(ticks >= 3, `ticks ${ticks}`);
+});
+
+/** Awaits a NetServer answer, whether it came at once or as a promise. */
+async function call<K extends NetOp>(srv: NetServer, req: NetReq<K>): Promise<NetRes<K>> {
+  return await srv.call(req);
+}
+
+for (const ip of ["127.0.0.1", "::1"]) {
+  test(`UDP (${ip}): echo server and client guests, truncation, connected UDP, poll, policy`, async () => {
+    const fam = ip.includes(":") ? 2 : 1;
+    // A lost datagram would leave a guest blocked in recv: the limit turns that into a failure.
+    const guard = { limits: { timeLimitMs: 20_000 } };
+    const server = start("udp_echo_server", [ip, "10"], guard);
+    const port = Number((await server.waitFor(/port (\d+)\n/))[1]);
+    assert.ok(port > 0 && port < 65536);
+    const c = await start("udp_client", [ip, String(port)], guard).done;
+    const s = await server.done;
+    assert.equal(c.trap, undefined);
+    assert.equal(c.exitCode, 0);
+    assert.equal(
+      c.out,
+      [
+        "before send: local port 0 (errno 0)",
+        "send_to: errno 0",
+        "echo: 'hello, udp' 10 bytes, flags 0 (errno 0)",
+        `after send: local port chosen, type ${fam === 1 ? 4 : 6} (errno 0)`,
+        // 10 bytes into a 4-byte buffer: 4 stored, roflags RECV_DATA_TRUNCATED, the rest gone.
+        "short buffer: '0123' 4 bytes, flags 1 (errno 0)",
+        "following: 'next' 4 bytes, flags 0 (errno 0)",
+        "connect: errno 0",
+        `peer ${ip} port (errno 0)`,
+        "send: 18 (errno 0)",
+        "recv: 'connected datagram' (errno 0)",
+        `nonblocking recv: errno ${E.AGAIN}`,
+        // The V1 send_to takes a 4-byte address: for an IPv6 socket that is the wrong family.
+        `send_to 10.1.2.3: errno ${fam === 1 ? E.ACCES : SE.AFNOSUPPORT}`,
+        `connect 10.1.2.3: errno ${fam === 1 ? E.ACCES : SE.AFNOSUPPORT}`,
+        "quit: errno 0",
+        "",
+      ].join("\n"),
+    );
+    assert.equal(s.exitCode, 0);
+    const from = (n: number, i: number) => `datagram ${i}: ${n} bytes from ${ip} (flags 0)`;
+    assert.equal(
+      s.out,
+      [
+        "type 1 (errno 0)",
+        `bound ${ip} family ${fam} (errno 0)`,
+        `port ${port}`,
+        from(10, 0),
+        from(10, 1),
+        from(4, 2),
+        from(18, 3),
+        from(4, 4),
+        "done",
+        "",
+      ].join("\n"),
+    );
+  });
+}
+
+test("NetServer UDP: policy (EACCES), datagram boundaries, EAGAIN, connected filter, close frees the port", async () => {
+  const srv = new NetServer();
+  const open = async () => {
+    const r = await call(srv, { op: "open", family: 4, stream: false });
+    assert.ok(r.ok);
+    return r.handle;
+  };
+  const a = await open();
+  const b = await open();
+  assert.deepEqual(await call(srv, { op: "bind", handle: a, address: "10.0.0.1", port: 0 }), {
+    ok: false,
+    errno: E.ACCES,
+  });
+  assert.deepEqual(await call(srv, { op: "bind", handle: a, address: "127.0.0.1", port: 0 }), { ok: true });
+  const la = await call(srv, { op: "localaddr", handle: a });
+  assert.ok(la.ok && la.port > 0);
+  const to = { family: 4 as const, address: "127.0.0.1", port: la.ok ? la.port : 0 };
+  const far = { family: 4 as const, address: "192.0.2.1", port: 9 };
+  assert.deepEqual(await call(srv, { op: "sendto", handle: b, data: new Uint8Array(1), to: far }), {
+    ok: false,
+    errno: E.ACCES,
+  });
+  assert.deepEqual(await call(srv, { op: "recvfrom", handle: a, len: 10, peek: false }), {
+    ok: false,
+    errno: E.AGAIN,
+  });
+  assert.deepEqual(await call(srv, { op: "sendto", handle: b, data: new Uint8Array(0) }), {
+    ok: false,
+    errno: SE.DESTADDRREQ,
+  });
+  for (const m of ["first", "second!"]) {
+    const r = await call(srv, { op: "sendto", handle: b, data: Buffer.from(m), to });
+    assert.deepEqual(r, { ok: true, n: m.length });
+  }
+  const polled = await call(srv, { op: "poll", reads: [a], writes: [], timeoutMs: 5000 });
+  assert.deepEqual(polled, { ok: true, readable: [a], writable: [] });
+  // Wait until both have arrived (loopback delivery is asynchronous to the send callback).
+  const lb = await call(srv, { op: "localaddr", handle: b });
+  assert.ok(lb.ok);
+  const peek = await call(srv, { op: "recvfrom", handle: a, len: 100, peek: true });
+  assert.ok(peek.ok);
+  assert.equal(Buffer.from(peek.data).toString(), "first");
+  assert.deepEqual(peek.from, { family: 4, address: "127.0.0.1", port: lb.port });
+  const one = await call(srv, { op: "recvfrom", handle: a, len: 100, peek: false });
+  assert.ok(one.ok && Buffer.from(one.data).toString() === "first" && !one.truncated);
+  await call(srv, { op: "poll", reads: [a], writes: [], timeoutMs: 5000 });
+  const two = await call(srv, { op: "recvfrom", handle: a, len: 3, peek: false });
+  assert.ok(two.ok && Buffer.from(two.data).toString() === "sec" && two.truncated);
+  // Connected to b: a third socket's datagram is dropped, b's arrives.
+  assert.deepEqual(await call(srv, { op: "connect", handle: a, address: "127.0.0.1", port: lb.port }), {
+    ok: true,
+  });
+  const c = await open();
+  await call(srv, { op: "sendto", handle: c, data: Buffer.from("stranger"), to });
+  await call(srv, { op: "sendto", handle: b, data: Buffer.from("friend"), to });
+  await call(srv, { op: "poll", reads: [a], writes: [], timeoutMs: 5000 });
+  const got = await call(srv, { op: "recvfrom", handle: a, len: 100, peek: false });
+  assert.ok(got.ok);
+  assert.equal(Buffer.from(got.data).toString(), "friend");
+  // Closing frees the port: a fresh socket binds it again.
+  assert.deepEqual(await call(srv, { op: "close", handle: a }), { ok: true });
+  const d = await open();
+  assert.deepEqual(await call(srv, { op: "bind", handle: d, address: "127.0.0.1", port: to.port }), {
+    ok: true,
+  });
+  const e2 = await open();
+  assert.deepEqual(await call(srv, { op: "bind", handle: e2, address: "127.0.0.1", port: to.port }), {
+    ok: false,
+    errno: SE.ADDRINUSE,
+  });
+  srv.closeAll();
+});
+
+test("getaddrinfo: numeric and localhost always; other names only when the policy reaches beyond loopback", async () => {
+  const lo = new NetServer();
+  const req = (node: string) => ({
+    op: "getaddrinfo" as const,
+    node,
+    service: "53",
+    family: 0 as const,
+    passive: false,
+  });
+  assert.deepEqual(await call(lo, req("127.0.0.5")), {
+    ok: true,
+    addrs: [{ family: 4, address: "127.0.0.5", port: 53 }],
+  });
+  const local = await call(lo, req("localhost"));
+  assert.ok(local.ok);
+  assert.deepEqual(
+    local.addrs.map((x) => x.address),
+    ["127.0.0.1", "::1"],
+  );
+  assert.deepEqual(await call(lo, req("localhost.localdomain.invalid")), { ok: false, errno: SE.AINONAME });
+  // A name the host's resolver knows without the network: this machine's own host name, from
+  // /etc/hosts (node:dns lookup uses getaddrinfo, which reads it first). Unresolved under the
+  // loopback-only policy, resolved once the policy reaches further.
+  const hostname = (await import("node:os")).hostname();
+  assert.deepEqual(await call(lo, req(hostname)), { ok: false, errno: SE.AINONAME });
+  const open = new NetServer({ allowed: ["0.0.0.0/0", "::/0"] });
+  const hosts = fs.existsSync("/etc/hosts") ? fs.readFileSync("/etc/hosts", "utf8") : "";
+  if (new RegExp(`\\s${hostname.replace(/[.]/g, "\\.")}(\\s|$)`, "m").test(hosts)) {
+    const r = await call(open, req(hostname));
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.ok(r.addrs.length > 0 && r.addrs.every((x) => net.isIP(x.address) === x.family));
+  }
+  lo.closeAll();
+  open.closeAll();
 });

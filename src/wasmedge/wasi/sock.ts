@@ -20,6 +20,14 @@
  *   sa_data_len u32 @4, sa_data ptr @8) whose sa_data is laid out as in a native sockaddr: port
  *   (big endian) then the IPv4 address, or port, flowinfo, the IPv6 address and the scope id.
  *
+ * - Datagrams: sock_send_to (fd, iovs, iovs_len, addr, port, siflags, so_len_out) in both forms
+ *   (V1 takes a 4 / 16-byte address, V2 also the 128-byte one); sock_recv_from V1 is (fd, iovs,
+ *   iovs_len, addr, riflags, ro_len_out, ro_flags_out) and writes the raw source address only;
+ *   V2 adds port_out (a u16) before ro_len_out. WasmEdge stores that port straight from
+ *   sin_port, i.e. in network byte order, and so does this file, so that guests written against
+ *   WasmEdge read the same value. A datagram cut short by the buffer sets roflags bit 0
+ *   (__WASI_ROFLAGS_RECV_DATA_TRUNCATED), and ro_len is the bytes stored, as recvmsg reports.
+ *
  * A blocking call is a non-blocking attempt repeated after a poll of at most POLL_SLICE_MS, each
  * round checking the run's deadline, so that a time limit stops a guest blocked in accept or recv.
  */
@@ -36,6 +44,9 @@ export interface NetClient {
 const POLL_SLICE_MS = 100;
 const INPROGRESS = 26;
 const AFNOSUPPORT = 5;
+const NOTSUP = 58;
+/** __WASI_ROFLAGS_RECV_DATA_TRUNCATED. */
+const ROFLAGS_TRUNCATED = 1;
 const SOCKET_RIGHTS =
   R.FD_READ |
   R.FD_WRITE |
@@ -86,11 +97,23 @@ function retry<K extends NetOp>(
 }
 
 export function sockRead(h: WasiHost, e: FdEntry, len: number, peek = false): Uint8Array {
+  if (e.filetype === FT.SOCKET_DGRAM) return recvDatagram(h, e, len, peek).data;
   return ok(retry(h, e, false, () => net(h).call({ op: "recv", handle: e.handle, len, peek }))).data;
 }
 export function sockWrite(h: WasiHost, e: FdEntry, data: Uint8Array): number {
+  if (e.filetype === FT.SOCKET_DGRAM) return sendDatagram(h, e, data);
   return ok(retry(h, e, true, () => net(h).call({ op: "send", handle: e.handle, data }))).n;
 }
+/** One datagram (blocking unless the fd is non-blocking), cut to `len` bytes. */
+function recvDatagram(h: WasiHost, e: FdEntry, len: number, peek: boolean) {
+  return ok(retry(h, e, false, () => net(h).call({ op: "recvfrom", handle: e.handle, len, peek })));
+}
+function sendDatagram(h: WasiHost, e: FdEntry, data: Uint8Array, to?: SockAddr): number {
+  return ok(
+    retry(h, e, true, () => net(h).call({ op: "sendto", handle: e.handle, data, ...(to ? { to } : {}) })),
+  ).n;
+}
+
 export function sockClose(h: WasiHost, e: FdEntry): void {
   h.net?.call({ op: "close", handle: e.handle });
 }
@@ -105,12 +128,12 @@ export function pollSockets(
   return ok(net(h).call({ op: "poll", reads, writes, timeoutMs: Math.max(0, Math.floor(timeoutMs)) }));
 }
 
-function newSocketFd(h: WasiHost, handle: number, fdflags: number): number {
+function newSocketFd(h: WasiHost, handle: number, fdflags: number, dgram = false): number {
   const fd = h.allocFd();
   h.fds.set(fd, {
     kind: "socket",
     handle,
-    filetype: FT.SOCKET_STREAM,
+    filetype: dgram ? FT.SOCKET_DGRAM : FT.SOCKET_STREAM,
     rightsBase: SOCKET_RIGHTS,
     rightsInheriting: SOCKET_RIGHTS,
     fdflags,
@@ -163,6 +186,35 @@ function ipBytes(a: SockAddr): Uint8Array {
   return out;
 }
 
+/** Copies `data` across the guest's iovecs in order. */
+function scatter(bufs: Uint8Array[], data: Uint8Array): void {
+  let off = 0;
+  for (const b of bufs) {
+    if (off >= data.length) break;
+    const k = Math.min(b.length, data.length - off);
+    b.set(data.subarray(off, off + k));
+    off += k;
+  }
+}
+
+/**
+ * Writes a datagram's source into a guest `__wasi_address_t`: a 128-byte buffer (V2 only) gets
+ * the family and the address, a 4 / 16-byte one the raw address when it fits (WasmEdge copies
+ * nothing otherwise; V1 writes raw bytes whatever the size).
+ */
+function writeSourceAddr(h: WasiHost, ptr: number, a: SockAddr, v2: boolean): void {
+  const v = h.view();
+  const buf = v.getUint32(ptr, true);
+  const len = v.getUint32(ptr + 4, true);
+  const ip = ipBytes(a);
+  const b = h.bytes(buf, len);
+  if (v2 && len === 128) {
+    b.fill(0);
+    v.setUint16(buf, a.family === 4 ? 1 : 2, true);
+    b.set(ip, 2);
+  } else if (len >= ip.length) b.set(ip);
+}
+
 /** Writes an address into a guest `__wasi_address_t` buffer: V1 (4 / 16 raw bytes) or V2 (128). */
 function writeAddr(h: WasiHost, ptr: number, a: SockAddr, v2: boolean): void {
   const v = h.view();
@@ -203,8 +255,9 @@ export function sockImports(h: WasiHost): Record<string, HostFn> {
     if (fam === 0) return AFNOSUPPORT;
     if (n(type) > 2) return E.INVAL;
     h.bytes(n(out), 4);
-    const r = ok(net(h).call({ op: "open", family: fam, stream: n(type) !== 1 }));
-    v().setUint32(n(out), newSocketFd(h, r.handle, 0), true);
+    const dgram = n(type) === 1;
+    const r = ok(net(h).call({ op: "open", family: fam, stream: !dgram }));
+    v().setUint32(n(out), newSocketFd(h, r.handle, 0, dgram), true);
     return E.SUCCESS;
   };
   const bind: HostFn = (fd, addr, port) => {
@@ -241,6 +294,13 @@ export function sockImports(h: WasiHost): Record<string, HostFn> {
     h.bytes(n(outFlags), 2);
     const want = bufs.reduce((s, b) => s + b.length, 0);
     const peek = (n(flags) & 1) !== 0;
+    if (e.filetype === FT.SOCKET_DGRAM) {
+      const d = recvDatagram(h, e, want, peek);
+      scatter(bufs, d.data);
+      v().setUint32(n(outLen), d.data.length, true);
+      v().setUint16(n(outFlags), d.truncated ? ROFLAGS_TRUNCATED : 0, true);
+      return E.SUCCESS;
+    }
     const waitAll = (n(flags) & 2) !== 0 && !peek;
     let total = 0;
     let bi = 0;
@@ -276,7 +336,52 @@ export function sockImports(h: WasiHost): Record<string, HostFn> {
       data.set(b, off);
       off += b.length;
     }
-    v().setUint32(n(out), data.length === 0 ? 0 : sockWrite(h, e, data), true);
+    // An empty datagram is a datagram; an empty stream write sends nothing.
+    const dgram = e.filetype === FT.SOCKET_DGRAM;
+    v().setUint32(n(out), data.length === 0 && !dgram ? 0 : sockWrite(h, e, data), true);
+    return E.SUCCESS;
+  };
+  const recvFrom: HostFn = (...a) => {
+    // V1: (fd, iovs, cnt, addr, flags, ro_len, ro_flags); V2 adds port_out before ro_len.
+    const v2 = a.length === 8;
+    const [fd, iovs, cnt, addr, flags] = a.map(n) as [number, number, number, number, number];
+    const [portOut, outLen, outFlags] = v2 ? [n(a[5]!), n(a[6]!), n(a[7]!)] : [-1, n(a[5]!), n(a[6]!)];
+    const e = sockFd(h, fd, R.FD_READ);
+    if (flags & ~3) return E.INVAL;
+    if (e.filetype !== FT.SOCKET_DGRAM) return NOTSUP;
+    const bufs = h.iovs(iovs, cnt);
+    h.bytes(outLen, 4);
+    h.bytes(outFlags, 2);
+    if (v2) h.bytes(portOut, 2);
+    const addrLen = v().getUint32(addr + 4, true);
+    if (addrLen !== 4 && addrLen !== 16 && addrLen !== 128) return E.INVAL;
+    const want = bufs.reduce((s, b) => s + b.length, 0);
+    const d = recvDatagram(h, e, want, (flags & 1) !== 0);
+    scatter(bufs, d.data);
+    writeSourceAddr(h, addr, d.from, v2);
+    if (v2) {
+      // Network byte order, as WasmEdge copies sin_port (see the top of this file).
+      h.bytes(portOut, 2).set([d.from.port >> 8, d.from.port & 0xff]);
+    }
+    v().setUint32(outLen, d.data.length, true);
+    v().setUint16(outFlags, d.truncated ? ROFLAGS_TRUNCATED : 0, true);
+    return E.SUCCESS;
+  };
+  const sendTo: HostFn = (fd, iovs, cnt, addr, port, flags, out) => {
+    const e = sockFd(h, n(fd), R.FD_WRITE);
+    if (n(flags) !== 0) return E.INVAL;
+    if (e.filetype !== FT.SOCKET_DGRAM) return NOTSUP;
+    const bufs = h.iovs(n(iovs), n(cnt));
+    h.bytes(n(out), 4);
+    const to = readAddr(h, n(addr));
+    const data = new Uint8Array(bufs.reduce((s, b) => s + b.length, 0));
+    let off = 0;
+    for (const b of bufs) {
+      data.set(b, off);
+      off += b.length;
+    }
+    const sent = sendDatagram(h, e, data, { family: to.family, address: to.address, port: n(port) & 0xffff });
+    v().setUint32(n(out), sent, true);
     return E.SUCCESS;
   };
   const addrOf =
@@ -309,11 +414,10 @@ export function sockImports(h: WasiHost): Record<string, HostFn> {
     sock_recv_v2: recv,
     sock_send: send,
     sock_send_v2: send,
-    // Datagram sockets are not served yet (open refuses them), so these have nothing to do.
-    sock_recv_from: () => E.NOSYS,
-    sock_recv_from_v2: () => E.NOSYS,
-    sock_send_to: () => E.NOSYS,
-    sock_send_to_v2: () => E.NOSYS,
+    sock_recv_from: recvFrom,
+    sock_recv_from_v2: recvFrom,
+    sock_send_to: sendTo,
+    sock_send_to_v2: sendTo,
     sock_shutdown: (fd, how) => {
       const e = sockFd(h, n(fd), R.SOCK_SHUTDOWN);
       ok(net(h).call({ op: "shutdown", handle: e.handle, how: n(how) }));
@@ -366,8 +470,9 @@ function getaddrinfo(
   const v = h.view();
   const node = h.str(nodePtr, nodeLen);
   const service = h.str(svcPtr, svcLen);
-  if (node === "" && service === "") return E.NOENT;
-  if (maxLen < 1) return E.NOMEM;
+  // WasmEdge's EAI_* errno extensions: 84 AINONAME (nothing to resolve), 82 AIMEMORY.
+  if (node === "" && service === "") return 84;
+  if (maxLen < 1) return 82;
   const flags = v.getUint16(hints, true);
   const fam = v.getUint8(hints + 2);
   const socktype = v.getUint8(hints + 3);
@@ -389,7 +494,7 @@ function getaddrinfo(
     h.bytes(ai, 28);
     v.setUint8(ai + 2, a.family === 4 ? 1 : 2);
     v.setUint8(ai + 3, socktype === 0 ? 2 : socktype);
-    v.setUint8(ai + 4, 1); // IPPROTO_TCP
+    v.setUint8(ai + 4, socktype === 1 ? 2 : 1); // WasmEdge's IPPROTO_UDP = 2, IPPROTO_TCP = 1
     v.setUint32(ai + 8, a.family === 4 ? 16 : 28, true);
     const sa = v.getUint32(ai + 12, true);
     h.bytes(sa, 12);
