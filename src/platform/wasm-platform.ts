@@ -123,6 +123,9 @@ export class WasmPlatform {
   /** While true, no thread is dispatched (preload). */
   private preloading = false;
   private inEntry = false;
+  /** True while a native thread's generator runs (stepNative); see raise. */
+  private inNative = false;
+  private readonly deferredLines: number[] = [];
   private timeBase = 0;
   private readonly hostPriorities: boolean;
 
@@ -207,7 +210,25 @@ export class WasmPlatform {
       raiseInterrupt(this.k, line);
       return;
     }
+    // From a native thread's own code (a runtime PD's callback that asks to be woken): it is
+    // running, between two syscalls; the interrupt is taken once its step has returned.
+    if (this.inNative) {
+      this.deferredLines.push(line);
+      return;
+    }
     this.enter(() => interruptEntry(this.k, 0, this.now(), line));
+  }
+
+  /** Take the interrupts raised while a native thread's code was running. */
+  private raiseDeferred(): void {
+    for (let line = this.deferredLines.shift(); line !== undefined; line = this.deferredLines.shift()) {
+      this.inEntry = true;
+      try {
+        interruptEntry(this.k, 0, this.now(), line);
+      } finally {
+        this.inEntry = false;
+      }
+    }
   }
 
   /**
@@ -327,7 +348,14 @@ export class WasmPlatform {
   ): boolean {
     // A syscall the kernel rewound (Restart) is issued again; otherwise the program continues.
     if (!(nat.issued && t.getReg(REG_PC) === nat.pcBefore)) {
-      const r = nat.gen.next();
+      this.inNative = true;
+      let r: ReturnType<Sel4Gen<void>["next"]>;
+      try {
+        r = nat.gen.next();
+      } finally {
+        this.inNative = false;
+      }
+      this.raiseDeferred();
       if (r.done === true) {
         this.natives.delete(t);
         this.inEntry = true;

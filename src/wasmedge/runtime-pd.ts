@@ -54,11 +54,7 @@ import type { Kernel } from "../kernel/state.js";
 import type { TCB } from "../kernel/structures.js";
 import {
   type Sel4Gen,
-  seL4_AllRights,
   seL4_Call,
-  seL4_CanWrite,
-  seL4_CapInitThreadCNode,
-  seL4_CapIRQControl,
   seL4_GetMR,
   seL4_MessageInfo_get_label,
   seL4_MessageInfo_new,
@@ -66,18 +62,13 @@ import {
   seL4_Signal,
   seL4_Wait,
 } from "../pd/libsel4.js";
-import {
-  seL4_CNode_Mint,
-  seL4_IRQControl_Get,
-  seL4_IRQHandler_Ack,
-  seL4_IRQHandler_SetNotification,
-} from "../pd/libsel4-invocations.js";
+import { seL4_IRQHandler_Ack } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
 import { RingRegion } from "../platform/ring.js";
 import type { PDRuntime, RuntimeHooks } from "../system/boot.js";
 import {
   BASE_OUTPUT_NOTIFICATION_CAP,
-  check,
+  giveIrq,
   INPUT_CAP,
   LoadError,
   type LoadedPD,
@@ -353,48 +344,7 @@ export function* buildRuntimeKernelObjects(
   for (const [n, rt] of rts.entries()) {
     const line = lines[n]!;
     const fileServer = yield* buildFileServerPD(u, k, loaded, rt, RUNTIME_FS_EP, rt.index + 1);
-    const handler = loaded.alloc.slot();
-    check(
-      `IRQControl_Get(${line})`,
-      rt.pd.name,
-      yield* seL4_IRQControl_Get(u, seL4_CapIRQControl, line, seL4_CapInitThreadCNode, handler, 64),
-    );
-    const badged = loaded.alloc.slot();
-    check(
-      "badging its doorbell",
-      rt.pd.name,
-      yield* seL4_CNode_Mint(
-        u,
-        seL4_CapInitThreadCNode,
-        badged,
-        64,
-        seL4_CapInitThreadCNode,
-        rt.ntfnCap,
-        64,
-        seL4_CanWrite,
-        WAKE_BADGE,
-      ),
-    );
-    check(
-      "IRQHandler_SetNotification",
-      rt.pd.name,
-      yield* seL4_IRQHandler_SetNotification(u, handler, badged),
-    );
-    check(
-      `placing a capability in slot ${RUNTIME_WAKE}`,
-      rt.pd.name,
-      yield* seL4_CNode_Mint(
-        u,
-        rt.cnodeCap,
-        RUNTIME_WAKE,
-        64,
-        seL4_CapInitThreadCNode,
-        handler,
-        64,
-        seL4_AllRights,
-        0,
-      ),
-    );
+    yield* giveIrq(u, loaded.alloc, rt.pd.name, line, rt.ntfnCap, WAKE_BADGE, rt.cnodeCap, RUNTIME_WAKE);
     out.push({ rt, config: configs.get(rt.pd)!, fileServer, wakeLine: line });
   }
   return out;
@@ -528,16 +478,13 @@ function* runtimeProgram(
   // can only be made when the kernel runs the thread (the output of a job arrives at any time).
   let vmJobs: VmJobServer | null = null;
   let notifyVm = false;
-  let pumping = false;
   if (config.vmChannel !== null) {
     let nextSession = config.apps.length;
     let jobs = 0;
     vmJobs = new VmJobServer(new RingRegion(hooks.region(config.vmChannel.ring)), {
       notify: () => {
         notifyVm = true;
-        // From a job's output (any time): wake this thread. From pump() below, this thread is
-        // already running and signals after it; raising the line then would re-enter it.
-        if (!pumping) wake();
+        wake();
       },
       run: async (module, args, io, signal) => {
         const session = nextSession++;
@@ -564,12 +511,7 @@ function* runtimeProgram(
     yield* seL4_Wait(u, INPUT_CAP);
     // Acknowledge before draining: a request queued from now on raises the line again.
     yield* seL4_IRQHandler_Ack(u, RUNTIME_WAKE);
-    pumping = true;
-    try {
-      vmJobs?.pump();
-    } finally {
-      pumping = false;
-    }
+    vmJobs?.pump();
     if (notifyVm) {
       notifyVm = false;
       yield* seL4_Signal(u, BASE_OUTPUT_NOTIFICATION_CAP + config.vmChannel!.id);
