@@ -125,6 +125,52 @@ export function check(step: string, pd: string, err: SeL4Error): void {
     );
 }
 
+/**
+ * Deliver interrupt `line` to a PD (seL4 manual §9.3, Microkit's irq): an IRQHandler for the line,
+ * bound to the PD's notification (`ntfnCap`, a root-CNode cptr) with `badge`, and placed in `slot`
+ * of the PD's CNode so that it can acknowledge the line. Also used for the doorbells capvisor's
+ * runtimes give their PDs (runtime-pd.ts, vmm-pd.ts).
+ */
+export function* giveIrq(
+  u: ThreadContext,
+  a: Allocator,
+  pd: string,
+  line: number,
+  ntfnCap: number,
+  badge: Word,
+  cnodeCap: number,
+  slot: number,
+): Sel4Gen<void> {
+  const handler = a.slot();
+  check(
+    `IRQControl_Get(${line})`,
+    pd,
+    yield* seL4_IRQControl_Get(u, seL4_CapIRQControl, line, seL4_CapInitThreadCNode, handler, 64),
+  );
+  const badged = a.slot();
+  check(
+    "badging the IRQ notification",
+    pd,
+    yield* seL4_CNode_Mint(
+      u,
+      seL4_CapInitThreadCNode,
+      badged,
+      64,
+      seL4_CapInitThreadCNode,
+      ntfnCap,
+      64,
+      seL4_CanWrite,
+      badge,
+    ),
+  );
+  check("IRQHandler_SetNotification", pd, yield* seL4_IRQHandler_SetNotification(u, handler, badged));
+  check(
+    `placing a capability in slot ${slot}`,
+    pd,
+    yield* seL4_CNode_Mint(u, cnodeCap, slot, 64, seL4_CapInitThreadCNode, handler, 64, seL4_AllRights, 0),
+  );
+}
+
 /** seL4_CNode_CapData_new(guard, guardSize) on 64-bit: guard above bit 6, its size below. */
 export function cnodeCapData(guard: number, guardSize: number): number {
   return guard * 64 + guardSize;
@@ -219,36 +265,8 @@ export function* buildSystem(
       check("TCB_BindNotification", pd.name, yield* seL4_TCB_BindNotification(u, o.tcb, o.ntfn));
     yield* give(i, REPLY_CAP, o.reply, seL4_AllRights, 0);
     yield* give(i, MONITOR_EP, monitorEp, seL4_CanWrite | seL4_CanGrantReply, i + 1);
-    for (const irq of pd.irqs) {
-      const handler = a.slot();
-      check(
-        `IRQControl_Get(${irq.irq})`,
-        pd.name,
-        yield* seL4_IRQControl_Get(u, seL4_CapIRQControl, irq.irq, seL4_CapInitThreadCNode, handler, 64),
-      );
-      const badged = a.slot();
-      check(
-        "badging the IRQ notification",
-        pd.name,
-        yield* seL4_CNode_Mint(
-          u,
-          seL4_CapInitThreadCNode,
-          badged,
-          64,
-          seL4_CapInitThreadCNode,
-          o.ntfn,
-          64,
-          seL4_CanWrite,
-          2 ** irq.id,
-        ),
-      );
-      check(
-        "IRQHandler_SetNotification",
-        pd.name,
-        yield* seL4_IRQHandler_SetNotification(u, handler, badged),
-      );
-      yield* give(i, BASE_IRQ_CAP + irq.id, handler, seL4_AllRights, 0);
-    }
+    for (const irq of pd.irqs)
+      yield* giveIrq(u, a, pd.name, irq.irq, o.ntfn, 2 ** irq.id, o.cnode, BASE_IRQ_CAP + irq.id);
     for (const child of pd.children)
       yield* give(i, BASE_TCB_CAP + child.id!, objs[byName.get(child.name)!]!.tcb, seL4_AllRights, 0);
   }

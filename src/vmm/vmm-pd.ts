@@ -38,10 +38,6 @@ import { FaultType } from "../kernel/types.js";
 import { startThread } from "../pd/alloc.js";
 import {
   type Sel4Gen,
-  seL4_AllRights,
-  seL4_CanWrite,
-  seL4_CapInitThreadCNode,
-  seL4_CapIRQControl,
   seL4_GetMR,
   seL4_GetMRBig,
   seL4_MessageInfo_get_label,
@@ -50,20 +46,15 @@ import {
   seL4_ReplyRecv,
   seL4_Signal,
 } from "../pd/libsel4.js";
-import {
-  seL4_CNode_Mint,
-  seL4_IRQControl_Get,
-  seL4_IRQHandler_Ack,
-  seL4_IRQHandler_SetNotification,
-} from "../pd/libsel4-invocations.js";
+import { seL4_IRQHandler_Ack } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
 import type { PDProgram } from "../platform/wasm-platform.js";
 import type { PDRuntime, RuntimeHooks } from "../system/boot.js";
 import {
   BASE_OUTPUT_NOTIFICATION_CAP,
   BASE_VM_TCB_CAP,
-  check,
   FAULT_BADGE,
+  giveIrq,
   INPUT_CAP,
   LoadError,
   type LoadedSystem,
@@ -206,54 +197,6 @@ const MAX_RESTARTS_IN_WINDOW = 3;
 const RESTART_WINDOW_MS = 30_000;
 export const RESTART_CHANNEL = 61;
 const RESTART_BADGE = 1n << BigInt(RESTART_CHANNEL);
-
-function* restartDoorbell(
-  u: ThreadContext,
-  loaded: LoadedSystem,
-  pd: string,
-  ntfnCap: number,
-  cnodeCap: number,
-  line: number,
-): Sel4Gen<void> {
-  const handler = loaded.alloc.slot();
-  check(
-    `IRQControl_Get(${line})`,
-    pd,
-    yield* seL4_IRQControl_Get(u, seL4_CapIRQControl, line, seL4_CapInitThreadCNode, handler, 64),
-  );
-  const badged = loaded.alloc.slot();
-  check(
-    "badging its restart doorbell",
-    pd,
-    yield* seL4_CNode_Mint(
-      u,
-      seL4_CapInitThreadCNode,
-      badged,
-      64,
-      seL4_CapInitThreadCNode,
-      ntfnCap,
-      64,
-      seL4_CanWrite,
-      RESTART_BADGE,
-    ),
-  );
-  check("IRQHandler_SetNotification", pd, yield* seL4_IRQHandler_SetNotification(u, handler, badged));
-  check(
-    `placing a capability in slot ${VMM_RESTART_IRQ}`,
-    pd,
-    yield* seL4_CNode_Mint(
-      u,
-      cnodeCap,
-      VMM_RESTART_IRQ,
-      64,
-      seL4_CapInitThreadCNode,
-      handler,
-      64,
-      seL4_AllRights,
-      0,
-    ),
-  );
-}
 
 /** A running VMM PD and its VM. */
 export interface VmmPD {
@@ -399,7 +342,16 @@ export function* buildVmmKernelObjects(
     if (vm.vmm.pd.extensions.runtime !== "vmm") continue;
     while (used.has(nextLine)) nextLine++;
     const line = nextLine++;
-    yield* restartDoorbell(u, loaded, vm.vmm.pd.name, vm.vmm.ntfnCap, vm.vmm.cnodeCap, line);
+    yield* giveIrq(
+      u,
+      loaded.alloc,
+      vm.vmm.pd.name,
+      line,
+      vm.vmm.ntfnCap,
+      RESTART_BADGE,
+      vm.vmm.cnodeCap,
+      VMM_RESTART_IRQ,
+    );
     out.set(vm, line);
   }
   return out;
