@@ -5,53 +5,24 @@
 # missing and cannot be installed; the benchmarks then report that comparator as not run.
 # Runs as root (no sudo needed) or through sudo when it exists.
 set -u
+NAME=setup-bench.sh
+. "$(dirname "$0")/apt-lib.sh"
 
 PACKAGES="gcc rt-tests"
 
-installed() {
-  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
-}
-
-missing=""
-for p in $PACKAGES; do
-  installed "$p" || missing="$missing $p"
-done
+# shellcheck disable=SC2086
+missing=$(missing_packages $PACKAGES)
 if [ -z "$missing" ] && command -v gcc >/dev/null 2>&1 && command -v cyclictest >/dev/null 2>&1; then
   exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=""
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  SUDO="sudo -n"
-else
-  echo "setup-bench.sh: missing packages:$missing; run this script as root (no usable sudo)" >&2
-  exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup-bench.sh: missing packages:$missing; apt-get not found (Debian 12 expected)" >&2
-  exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# One index can be mid-sync (apt-get update exits 100): carry on and check what we need.
-$SUDO apt-get update -qq >/dev/null 2>&1 || true
-for p in $missing; do
-  if ! apt-cache show "$p" >/dev/null 2>&1; then
-    echo "setup-bench.sh: package $p is not available from the configured apt sources" >&2
-    exit 1
-  fi
-done
-log=$(mktemp)
+need_apt "packages:$missing"
+apt_update
 # shellcheck disable=SC2086
-if ! $SUDO apt-get install -y -q --no-install-recommends $missing >"$log" 2>&1; then
-  cat "$log" >&2
-  rm -f "$log"
-  echo "setup-bench.sh: apt-get install$missing failed" >&2
-  exit 1
-fi
-rm -f "$log"
+apt_available $missing
+# shellcheck disable=SC2086
+apt_install $missing
 if ! command -v gcc >/dev/null 2>&1 || ! command -v cyclictest >/dev/null 2>&1; then
-  echo "setup-bench.sh: gcc or cyclictest still not found after installing$missing" >&2
+  echo "$NAME: gcc or cyclictest still not found after installing$missing" >&2
   exit 1
 fi

@@ -10,6 +10,8 @@
 # Idempotent: prints nothing and exits 0 when everything is already present; otherwise one line
 # per step. Runs as root (no sudo needed) or through sudo when it exists.
 set -u
+NAME=setup-vm.sh
+. "$(dirname "$0")/apt-lib.sh"
 
 PACKAGES="seabios cpio"
 FILES="/usr/share/seabios/bios.bin /usr/share/seabios/vgabios-stdvga.bin"
@@ -23,10 +25,6 @@ for arg in "$@"; do
   esac
 done
 
-installed() {
-  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
-}
-
 has_i386() {
   dpkg --print-foreign-architectures | grep -qx i386
 }
@@ -39,10 +37,8 @@ guest_index() {
     grep -c '^Package:')" = 2 ]
 }
 
-missing=""
-for p in $PACKAGES; do
-  installed "$p" || missing="$missing $p"
-done
+# shellcheck disable=SC2086
+missing=$(missing_packages $PACKAGES)
 files_ok=1
 for f in $FILES; do
   [ -f "$f" ] || files_ok=0
@@ -51,42 +47,21 @@ if [ -z "$missing" ] && [ "$files_ok" = 1 ] && has_i386 && guest_index; then
   exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-  SUDO="sudo"
-else
-  echo "setup-vm.sh: packages or the i386 architecture are missing; run this script as root (no sudo available)" >&2
-  exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup-vm.sh: apt-get not found (Debian 12 expected)" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
+need_apt "packages or the i386 architecture"
 
 if ! has_i386; then
-  echo "setup-vm.sh: dpkg --add-architecture i386"
+  echo "$NAME: dpkg --add-architecture i386"
   $SUDO dpkg --add-architecture i386 || {
-    echo "setup-vm.sh: dpkg --add-architecture i386 failed" >&2
+    echo "$NAME: dpkg --add-architecture i386 failed" >&2
     exit 1
   }
 fi
 
-echo "setup-vm.sh: apt-get update"
-if ! $SUDO apt-get update -qq >/dev/null 2>&1; then
-  # One index (often i386 security) can be mid-sync and make apt-get update exit 100: carry on
-  # and check that what we need is available anyway.
-  echo "setup-vm.sh: apt-get update reported errors; checking whether the packages are available anyway"
-fi
-for p in $missing; do
-  if ! apt-cache show "$p" >/dev/null 2>&1; then
-    echo "setup-vm.sh: package $p is not available from the configured apt sources" >&2
-    exit 1
-  fi
-done
+apt_update
+# shellcheck disable=SC2086
+apt_available $missing
 if ! guest_index; then
-  echo "setup-vm.sh: linux-image-686:i386 or busybox-static:i386 is not available from the configured apt sources" >&2
+  echo "$NAME: linux-image-686:i386 or busybox-static:i386 is not available from the configured apt sources" >&2
   exit 1
 fi
 
@@ -95,28 +70,16 @@ if [ -n "$missing" ] || [ "$files_ok" = 0 ]; then
   # seabios installed but its files gone (deleted by hand): only --reinstall brings them back.
   if [ "$files_ok" = 0 ] && installed seabios; then reinstall="--reinstall"; fi
   [ -n "$missing" ] || missing=" seabios"
-  echo "setup-vm.sh: apt-get install$missing"
-  log=$(mktemp)
   # shellcheck disable=SC2086
-  if ! $SUDO apt-get install -y -q --no-install-recommends $reinstall $missing >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    echo "setup-vm.sh: apt-get install$missing failed" >&2
-    exit 1
-  fi
-  rm -f "$log"
+  apt_install $reinstall $missing
 fi
 
-for p in $PACKAGES; do
-  if ! installed "$p"; then
-    echo "setup-vm.sh: $p is still not installed" >&2
-    exit 1
-  fi
-done
+# shellcheck disable=SC2086
+still_installed $PACKAGES
 for f in $FILES; do
   if [ ! -f "$f" ]; then
-    echo "setup-vm.sh: $f is missing after installing seabios" >&2
+    echo "$NAME: $f is missing after installing seabios" >&2
     exit 1
   fi
 done
-echo "setup-vm.sh: done"
+echo "$NAME: done"
