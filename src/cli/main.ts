@@ -10,11 +10,12 @@ import type { RuntimePD } from "../wasmedge/runtime-pd.js";
 const USAGE = `usage: capvisor <command> [options]
 
 commands:
-  up <system> [--cores N] [--for MS]
+  up <system> [--cores N] [--for MS] [--realtime]
                               boot a Microkit system description: build it from Untyped with
                               syscalls, run its Wasm PDs, stream each PD's output prefixed with
                               its name and each VM's console; Ctrl-C (or --for MS) shuts it down
-                              and shows each PD's state
+                              and shows each PD's state. --realtime (root): the kernel's thread
+                              and PDs at priority 128 or more run under host SCHED_FIFO
   console <vm>                an interactive serial console to a VM of a running 'capvisor up';
                               Ctrl-] leaves
   boot [--cores N] [--ms T]   boot the built-in demo on the kernel alone and run it for T ms of
@@ -93,7 +94,11 @@ function showStatus(rows: { name: string; state: string; core: number }[]): void
 async function up(args: string[]): Promise<void> {
   const file = args[0];
   if (file === undefined || file.startsWith("--")) fail("up needs a system description file");
-  const o = numberOptions(args.slice(1), { cores: [1, 64], for: [1, 86_400_000] });
+  const realtime = args.includes("--realtime");
+  const o = numberOptions(
+    args.slice(1).filter((a) => a !== "--realtime"),
+    { cores: [1, 64], for: [1, 86_400_000] },
+  );
   // Loaded here, not at the top: the system loader brings Binaryen (about 0.3 s to load).
   const { bootSystem } = await import("../system/boot.js");
   const { wasmedgeRuntime } = await import("../wasmedge/runtime-pd.js");
@@ -104,6 +109,7 @@ async function up(args: string[]): Promise<void> {
     sys = await bootSystem<RuntimePD | VmmPD>(file, {
       runtimes: [wasmedgeRuntime, vmmRuntime],
       cores: o.cores ?? 2,
+      ...(realtime ? { platform: { hostPriorities: "realtime" as const } } : {}),
       onStep: (m) => console.error(`capvisor: ${m}`),
       onLine: (pd, line) => console.log(`[${pd}] ${line}`),
       onEvent: (pd, msg) => console.error(`[${pd}] !! ${msg}`),

@@ -5,7 +5,6 @@
  * (blocked in the kernel, preempted, or not yet started), exactly when an seL4 thread is not
  * on a core. See docs/wasm-abi.md for the PD side of the ABI.
  */
-import { readlinkSync } from "node:fs";
 import { IPC_BUFFER_WORDS } from "../kernel/types.js";
 
 /** Indices in the Int32 control words. */
@@ -94,30 +93,6 @@ export function postRequest(ch: Channel, bell: Int32Array, kind: number, arg: nu
   const response = ctl[RESPONSE]!;
   Atomics.store(ctl, STATE, S_RUNNING);
   return response;
-}
-
-/**
- * The calling thread's host thread id (Linux: /proc/thread-self names it), or 0 where there is no
- * such thing. The platform gives each thread's host thread a scheduling priority (hostNice).
- */
-export function hostThreadId(): number {
-  try {
-    const tid = Number(readlinkSync("/proc/thread-self").split("/")[2]);
-    return Number.isInteger(tid) && tid > 0 ? tid : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * The host nice value of a thread at seL4 priority `prio` (0-255): the kernel decides which
- * thread a core runs, but each thread is a host thread that Linux schedules among everything
- * else, and a low-priority PD that spins (until its next preemption check) would otherwise
- * compete on equal terms with the threads that must run now: the kernel's and a high-priority
- * handler's. Priorities from 128 up get nice 0; below, nice rises to 19 at priority 0.
- */
-export function hostNice(prio: number): number {
-  return prio >= 128 ? 0 : Math.min(19, Math.round(((128 - prio) * 19) / 128));
 }
 
 /** Nanoseconds on a clock shared by all threads of the process. */

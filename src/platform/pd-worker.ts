@@ -16,7 +16,6 @@ import { workerData } from "node:worker_threads";
 import {
   Channel,
   clockNs,
-  hostThreadId,
   K_EXIT,
   K_LOAD_ERROR,
   K_PREEMPT,
@@ -35,6 +34,7 @@ import {
   TID,
   type WorkerInit,
 } from "./channel.js";
+import { hostThreadId } from "./host-priority.js";
 import { trapNumber } from "./traps.js";
 
 const init = workerData as WorkerInit;

@@ -6,6 +6,7 @@
 import { type MessagePort, Worker } from "node:worker_threads";
 import type { TCB } from "../kernel/structures.js";
 import type { Channel, CustomWorkerInit, SetVar, SharedMapping, WorkerInit } from "./channel.js";
+import type { HostPriorities, HostSetting } from "./host-priority.js";
 
 /** A PD program: its code and how it sees memory. */
 export interface PDProgram {
@@ -35,8 +36,8 @@ export interface PDThread {
   /** Kind of the last request, and the thread's pc when it made it. */
   lastKind: number;
   pcBefore: number;
-  /** The host nice value last given to its thread (NaN: none yet). */
-  nice: number;
+  /** The host priority last given to its thread. */
+  host: HostSetting;
 }
 
 export interface PlatformOptions {
@@ -59,10 +60,11 @@ export interface PlatformOptions {
    */
   onInterrupt?: (line: number, ns: number, coalesced: boolean) => void;
   /**
-   * Give each PD thread's host thread a nice value from its seL4 priority, and the kernel's
-   * thread a higher host priority when allowed (default true; channel.ts, hostNice).
+   * Give each PD thread's host thread a host priority from its seL4 priority, and the kernel's
+   * thread a higher one, when the host allows (default true: nice values; "realtime": SCHED_FIFO
+   * for the kernel and priorities from 128 up; false: nothing). See host-priority.ts.
    */
-  hostPriorities?: boolean;
+  hostPriorities?: HostPriorities;
 }
 
 /** Start the worker that runs `program` for one thread, over control block `ch`. */

@@ -29,8 +29,6 @@ import {
   ARG,
   Channel,
   clockNs,
-  hostNice,
-  hostThreadId,
   K_EXIT,
   K_LOAD_ERROR,
   K_PREEMPT,
@@ -50,6 +48,14 @@ import {
   STATE,
   TID,
 } from "./channel.js";
+import {
+  applyHostPriority,
+  type HostPriorities,
+  hostThreadId,
+  KERNEL_FIFO,
+  setHostRealtime,
+  UNSET,
+} from "./host-priority.js";
 import {
   type InterruptSource,
   type PDProgram,
@@ -87,6 +93,17 @@ const IDLE_POLL_MS = 0.2;
 /** Fake code addresses for program entry points, as in the Machine (see machine.ts). */
 const ENTRY_BASE = 2 ** 41;
 const ENTRY_STRIDE = 2 ** 32;
+
+/** One PD thread as `status()` reports it. */
+export interface ThreadStatus {
+  name: string;
+  /** The kernel's thread state (seL4 ThreadState name). */
+  state: string;
+  /** The core its scheduling context runs it on. */
+  core: number;
+  /** The host (Linux) thread id of its worker, 0 when unknown: to watch it with top -H or chrt -p. */
+  hostThread: number;
+}
 
 export class WasmPlatform {
   readonly k: Kernel;
@@ -127,7 +144,7 @@ export class WasmPlatform {
   private inNative = false;
   private readonly deferredLines: number[] = [];
   private timeBase = 0;
-  private readonly hostPriorities: boolean;
+  private readonly hostPriorities: HostPriorities;
 
   constructor(
     k: Kernel,
@@ -143,10 +160,11 @@ export class WasmPlatform {
     this.hostPriorities = opts.hostPriorities ?? true;
     // The kernel's own thread (this one) runs before any PD's: it is what preempts them. Raising
     // a priority needs root (CAP_SYS_NICE); without it the main thread keeps nice 0.
-    if (this.hostPriorities)
+    if (this.hostPriorities !== false)
       try {
         const self = hostThreadId();
         if (self !== 0 && getPriority(self) > MAIN_NICE) setPriority(self, MAIN_NICE);
+        if (this.hostPriorities === "realtime") setHostRealtime(self, KERNEL_FIFO);
       } catch {
         // Not permitted.
       }
@@ -243,13 +261,14 @@ export class WasmPlatform {
   }
 
   /** The PD threads and their kernel states. */
-  status(): { name: string; state: string; core: number }[] {
-    const out: { name: string; state: string; core: number }[] = [];
+  status(): ThreadStatus[] {
+    const out: ThreadStatus[] = [];
     for (const th of this.threads.values())
       out.push({
         name: th.program.name,
         state: th.phase === "dead" ? "Faulted (could not load)" : ThreadState[th.tcb.state]!,
         core: th.tcb.core,
+        hostThread: th.ch.ctl[TID]!,
       });
     return out;
   }
@@ -317,9 +336,12 @@ export class WasmPlatform {
       return false;
     }
     if (cur !== null && cur.phase === "running") {
-      // The kernel chose another thread: this one stops at its next preemption check.
+      // The kernel chose another thread: this one stops at its next preemption check, and its
+      // request then waits until it runs again (onRequest). The chosen thread starts now, as a
+      // core switches at the interrupt, not after that check: the old thread's worker is a host
+      // thread that the host may not even be running (a low-priority spinner among busier ones),
+      // and waiting for it made a handler's start depend on the host's scheduling of a spinner.
       Atomics.store(cur.ch.ctl, PREEMPT, 1);
-      return false;
     }
     this.running[c] = null;
     const nat = this.natives.get(want);
@@ -399,7 +421,7 @@ export class WasmPlatform {
       core: t.core,
       lastKind: 0,
       pcBefore: pc,
-      nice: Number.NaN,
+      host: UNSET,
     };
     this.threads.set(t, th);
     worker.on("error", (e) => this.opts.onEvent?.(program.name, `worker error: ${e.message}`));
@@ -435,20 +457,11 @@ export class WasmPlatform {
   }
 
   /**
-   * Give the thread's host thread the nice value of its seL4 priority (channel.ts, hostNice),
-   * when it changed. Best effort: where the host refuses, the thread keeps what it has.
+   * Give the thread's host thread the host priority of its seL4 priority (host-priority.ts), when
+   * it changed: at load, and again if the priority changes (seL4_TCB_SetPriority).
    */
   private hostPriority(th: PDThread): void {
-    if (!this.hostPriorities) return;
-    const tid = th.ch.ctl[TID]!;
-    const nice = hostNice(th.tcb.priority);
-    if (tid === 0 || th.nice === nice) return;
-    th.nice = nice;
-    try {
-      setPriority(tid, nice);
-    } catch {
-      // Not permitted (or not Linux): nothing to do.
-    }
+    th.host = applyHostPriority(th.ch.ctl[TID]!, th.tcb.priority, this.hostPriorities, th.host);
   }
 
   /** Wait for the worker's next request: the pump picks it up. */
@@ -543,6 +556,8 @@ export class WasmPlatform {
     const kind = th.ch.ctl[KIND]!;
     if (kind === K_READY) {
       th.phase = "waiting";
+      // Boot work (preload stops the kernel's clock): in realtime mode this spawns chrt.
+      this.hostPriority(th);
       this.afterEntry();
       return;
     }

@@ -14,7 +14,12 @@ import type { ThreadContext } from "../pd/machine.js";
 import { runSync, SyncThread } from "../pd/syncthread.js";
 import { instrumentPreemption } from "../pd/wasm/instrument.js";
 import { leBytes, type SetVar, type SharedMapping } from "../platform/channel.js";
-import { type PDProgram, type PlatformOptions, WasmPlatform } from "../platform/wasm-platform.js";
+import {
+  type PDProgram,
+  type PlatformOptions,
+  type ThreadStatus,
+  WasmPlatform,
+} from "../platform/wasm-platform.js";
 import { buildSystem, LoadError, type LoadedSystem } from "./loader.js";
 import { monitor } from "./monitor.js";
 import { loadSdf } from "./sdf.js";
@@ -90,8 +95,11 @@ export interface BootedSystem<R = never> {
   loaded: LoadedSystem;
   /** What each runtime built for its PDs (the WasmEdge runtime PDs, the VMMs), in runtime order. */
   runtimes: R[];
-  /** Each PD's name, kernel thread state and core. */
-  status(): { name: string; state: string; core: number }[];
+  /**
+   * Each PD thread's name, kernel thread state, core and host thread (0 for the native threads,
+   * which run in the kernel's thread).
+   */
+  status(): ThreadStatus[];
   stop(): Promise<void>;
 }
 
@@ -274,7 +282,9 @@ export async function bootSystem<R = never>(
     status: () => [
       ...platform.status(),
       ...built.flatMap(({ runtime, r }) =>
-        runtime.threads(r).map((t) => ({ name: t.name, state: ThreadState[t.state]!, core: t.core })),
+        runtime
+          .threads(r)
+          .map((t) => ({ name: t.name, state: ThreadState[t.state]!, core: t.core, hostThread: 0 })),
       ),
     ],
     stop: () => platform.stop(),

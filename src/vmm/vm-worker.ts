@@ -16,7 +16,6 @@ import {
   Channel,
   type CustomWorkerInit,
   clockNs,
-  hostThreadId,
   K_LOAD_ERROR,
   K_PREEMPT,
   K_READY,
@@ -31,6 +30,7 @@ import {
   STATE,
   TID,
 } from "../platform/channel.js";
+import { hostThreadId } from "../platform/host-priority.js";
 import { RingRegion } from "../platform/ring.js";
 import { ChannelDevice, PORT_BASE, PORT_LAST } from "./channel-device.js";
 import { describeProgress, ensureSnapshot, readSnapshot, type SnapshotProgress } from "./snapshot.js";

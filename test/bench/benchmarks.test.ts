@@ -58,11 +58,18 @@ test("bench:ipc --quick prints every round trip and the goals", () => {
 
 test("bench:rt --quick prints capvisor's and cyclictest's latencies and the interrupt counts", () => {
   const out = runQuick("rt");
-  assertRow(out, "capvisor: scheduled tick -> handler PD");
-  assertRow(out, "cyclictest (rt-tests)");
-  assert.doesNotMatch(out, /capvisor: scheduled tick -> handler PD.*NOT RUN/);
+  for (const row of [
+    "capvisor --realtime: scheduled tick -> handler PD",
+    "capvisor, nice values (the default)",
+    "cyclictest -p",
+    "cyclictest (SCHED_OTHER), load nice 19",
+  ])
+    assertRow(out, row);
+  assert.doesNotMatch(out, /capvisor --realtime: scheduled tick -> handler PD.*NOT RUN/);
   const counts =
-    /interrupts: (\d+) raised, (\d+) delivered by the kernel, (\d+) handled by the PD, (\d+) lost/.exec(out);
+    /interrupts \(--realtime\): (\d+) raised, (\d+) delivered by the kernel, (\d+) handled by the PD, (\d+) lost/.exec(
+      out,
+    );
   assert.ok(counts !== null, out);
   const [raised, , handled, lost] = [
     Number(counts[1]),
@@ -72,8 +79,9 @@ test("bench:rt --quick prints capvisor's and cyclictest's latencies and the inte
   ];
   // Every raised interrupt is accounted for: handled or counted as lost.
   assert.equal(handled + lost, raised);
-  assert.match(out, /p99 within 3x of cyclictest's: .*(MET|MISSED|cannot tell)/);
-  assert.match(out, /no interrupt lost: (MET|MISSED)/);
+  assert.match(out, /p99 within 3x of cyclictest's, both real-time .*: .*(MET|MISSED|cannot tell)/);
+  assert.match(out, /p99 within 3x of cyclictest's, both time-shared .*: .*(MET|MISSED|cannot tell)/);
+  assert.match(out, /no interrupt lost \(--realtime\): (MET|MISSED)/);
 });
 
 test("bench:compute --quick prints native, bare V8, PD and instrumentation figures with one checksum", () => {
