@@ -30,17 +30,15 @@
  * (the VMM runtime rejects them), so a description with any is refused rather than under-reported.
  * (The VMM runtime builds no kernel object after the loader: vmm-pd.ts only registers programs.)
  *
- * Runtime PDs. After the loader, the WasmEdge runtime builds a file-server PD and a doorbell for
- * each runtime PD (runtime-pd.ts, buildRuntimeKernelObjects); verify runs that same code, with no
- * program and no application file, so the file server is a domain `<pd>.fs` read like a PD, and the
- * doorbell an `irq:N`. Its access to the host's files is outside the kernel model: not analysed.
+ * Runtime PDs. After the loader, the WasmEdge runtime builds a file-server PD, a network PD and
+ * doorbells for each runtime PD; verify runs that same code, and reads the servers as domains
+ * `<pd>.fs` and `<pd>.net` (runtime-domains.ts). Their access to the host is not analysed.
  */
 import { bootKernel } from "../kernel/core/boot.js";
 import type { Kernel } from "../kernel/state.js";
-import type { Cap, CNodeObj, KObject, Notification, TCB, VSpace } from "../kernel/structures.js";
+import type { Cap, CNodeObj, KObject, Notification, VSpace } from "../kernel/structures.js";
 import {
   CapType,
-  PAGE_BITS,
   RIGHT_GRANT,
   RIGHT_GRANT_REPLY,
   RIGHT_READ,
@@ -54,15 +52,23 @@ import {
 import { runSync, SyncThread } from "../pd/syncthread.js";
 import { buildSystem, INPUT_CAP, type LoadedSystem, REPLY_CAP } from "../system/loader.js";
 import { loadSdf } from "../system/sdf.js";
-import type { SdfLocation, SdfMap, SystemDescription } from "../system/sdf-types.js";
+import type { SdfLocation, SystemDescription } from "../system/sdf-types.js";
 import { buildVmmKernelObjects } from "../vmm/vmm-pd.js";
-import { SHM_VADDR } from "../wasmedge/fileserver-pd.js";
 import {
   buildRuntimeKernelObjects,
-  isRuntimePD,
   type RuntimeKernelObjects,
   runtimeConfigs,
 } from "../wasmedge/runtime-pd.js";
+import {
+  claimRuntimeDomains,
+  type DomainThread,
+  fileServerName,
+  labelRuntimeBuffers,
+  netServerName,
+  runtimeServerThreads,
+} from "./runtime-domains.js";
+
+export { fileServerName, netServerName } from "./runtime-domains.js";
 
 /** Kinds of authority between two domains. `A -> B: k` reads "A can k B". */
 export const KINDS = ["read", "write", "signal", "send", "call", "grant", "control"] as const;
@@ -104,13 +110,15 @@ export interface Edge {
 
 export interface AuthorityGraph {
   /**
-   * PDs in description order (each runtime PD followed by its file server), then virtual
-   * machines, then `irq:N` pseudo-domains, then the monitor.
+   * PDs in description order (each runtime PD followed by its file server and its network PD),
+   * then virtual machines, then `irq:N` pseudo-domains, then the monitor.
    */
   domains: string[];
   pds: string[];
   /** The file-server PDs of the runtime PDs (`<pd>.fs`), built by the runtime after the loader. */
   fileServers: string[];
+  /** The network PDs of the runtime PDs (`<pd>.net`), built by the runtime after the loader. */
+  netServers: string[];
   /** Virtual machines (each a domain named by its `<virtual_machine name=>`), in description order. */
   vms: string[];
   /** One edge per (from, to, kind): the one with the shortest chain. */
@@ -158,9 +166,6 @@ function badgeOf(c: Cap): bigint {
   return (BigInt(c.badgeHi >>> 0) << 32n) | BigInt(c.badgeLo >>> 0);
 }
 
-/** The domain of runtime PD `pd`'s file server (the name buildFileServerPD gives its thread). */
-export const fileServerName = (pd: string): string => `${pd}.fs`;
-
 /**
  * Build the system with the loader on a fresh kernel, then the kernel objects of the runtime PDs
  * (as bootSystem does, from the same code), without running any PD.
@@ -195,14 +200,6 @@ export async function analyseFile(path: string): Promise<{ sys: SystemDescriptio
   return { sys, graph: analyseSystem(sys) };
 }
 
-/** A thread the analysis reads as a domain: a PD's, or a virtual machine's vcpu. */
-interface DomainThread {
-  name: string;
-  tcb: TCB;
-  /** The `<map>`s behind its mappings (display names of shared frames). */
-  maps: readonly SdfMap[];
-}
-
 /**
  * Domain names must be unique: the analysis keys everything by name, so a VM called like a PD
  * (which the SDF parser does not forbid: it checks VM names among VMs only) would merge the two.
@@ -222,10 +219,8 @@ function checkDomainNames(sys: SystemDescription): void {
       );
     seen.set(name, `${what} at ${at(loc)}`);
   };
-  // File servers first, so that a PD named like one is the one reported (it is the one to rename).
-  for (const pd of sys.allProtectionDomains)
-    if (isRuntimePD(pd))
-      claim(fileServerName(pd.name), `the file-server PD of runtime PD "${pd.name}"`, pd.loc);
+  // Runtime servers first, so that a PD named like one is the one reported (it is the one to rename).
+  claimRuntimeDomains(sys, claim);
   for (const pd of sys.allProtectionDomains) claim(pd.name, "protection domain", pd.loc);
   for (const pd of sys.allProtectionDomains) {
     const vm = pd.virtualMachine;
@@ -244,13 +239,12 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
   const pds = loaded.pds.map((l) => l.pd.name);
   const vms = loaded.vms.map((v) => v.name);
   const fileServers = runtimes.map((r) => fileServerName(r.rt.pd.name));
-  // Each runtime PD is followed by its file server.
+  const netServers = runtimes.map((r) => netServerName(r.rt.pd.name));
+  // Each runtime PD is followed by its servers.
   const threads: DomainThread[] = [
     ...loaded.pds.flatMap((l) => [
       { name: l.pd.name, tcb: l.tcb, maps: l.pd.maps },
-      ...runtimes
-        .filter((r) => r.rt === l)
-        .map((r) => ({ name: fileServerName(l.pd.name), tcb: r.fileServer.tcb, maps: [] })),
+      ...runtimeServerThreads(runtimes, l),
     ]),
     ...loaded.vms.map((v) => ({ name: v.name, tcb: v.tcb, maps: [] })),
   ];
@@ -293,16 +287,8 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
       }
     }
   }
-  // A runtime PD and its file server share a buffer (fileserver-pd.ts), mapped at SHM_VADDR in both.
-  for (const r of runtimes) {
-    const vs = r.fileServer.tcb.ctes[TCB_VTABLE]!.cap.obj as VSpace;
-    for (const m of vs.mappings.values())
-      if (m.vaddr >= SHM_VADDR)
-        label.set(
-          m.frame,
-          `page ${(m.vaddr - SHM_VADDR) >> PAGE_BITS} of the file-server buffer of ${r.rt.pd.name}`,
-        );
-  }
+  // A runtime PD shares a buffer with each of its servers.
+  labelRuntimeBuffers(runtimes, label);
   const monitorEp = k.rootCNode.slot(loaded.monitorEp).cap.obj!;
   label.set(monitorEp, "Endpoint of monitor");
   let anon = 0;
@@ -571,7 +557,7 @@ export function analyseSystem(sys: SystemDescription): AuthorityGraph {
       order.indexOf(x.to) - order.indexOf(y.to) ||
       KINDS.indexOf(x.kind) - KINDS.indexOf(y.kind),
   );
-  return { domains: order, pds, fileServers, vms, edges: sorted, kernel: k, loaded };
+  return { domains: order, pds, fileServers, netServers, vms, edges: sorted, kernel: k, loaded };
 }
 
 /** Kinds from `from` to `to`. */

@@ -1,7 +1,8 @@
 /**
  * The network server's request/response API (netserver.ts serves it, wasi/sock.ts calls it
- * through the request channel): plain data only, so that the server can later become its own PD
- * behind kernel IPC; plus the socket errno and option numbering both sides share.
+ * through the request channel): plain data only, so that it can cross kernel IPC to the network
+ * PD of a runtime PD (netserver-pd.ts) as well as the app channel of `capvisor run`; plus the
+ * socket errno and option numbering both sides share.
  */
 /** Socket errno values (WASI preview1 numbering) that constants.ts does not name. */
 export const SE = {
@@ -91,6 +92,31 @@ export interface NetOps {
   };
 }
 export type NetOp = keyof NetOps;
+/** Every operation, for checking a request that arrives off the wire (the typing keeps it complete). */
+const NET_OP_SET: Record<NetOp, true> = {
+  open: true,
+  bind: true,
+  listen: true,
+  accept: true,
+  connect: true,
+  status: true,
+  recv: true,
+  send: true,
+  recvfrom: true,
+  sendto: true,
+  shutdown: true,
+  close: true,
+  localaddr: true,
+  peeraddr: true,
+  setopt: true,
+  getopt: true,
+  getaddrinfo: true,
+  poll: true,
+};
+/** Whether `op` names an operation of the API. */
+export function isNetOp(op: unknown): op is NetOp {
+  return typeof op === "string" && Object.hasOwn(NET_OP_SET, op);
+}
 export type NetReq<K extends NetOp> = { op: K } & NetOps[K]["req"];
 export type NetRes<K extends NetOp> = ({ ok: true } & NetOps[K]["res"]) | { ok: false; errno: number };
 export type NetRequest = { [K in NetOp]: NetReq<K> }[NetOp];

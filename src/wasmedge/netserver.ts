@@ -1,8 +1,9 @@
 /**
  * The network server: the only code that touches the host network on behalf of guests. It runs
- * in the main thread on node:net and is reached only through a request channel (service.ts), with
- * a request/response API of plain data like the file server's, so that it can later become its
- * own PD behind kernel IPC.
+ * in the main thread on node:net, with a request/response API of plain data like the file
+ * server's (netops.ts). Inside a system it belongs to the network PD of a runtime PD
+ * (netserver-pd.ts), reached only by kernel IPC; under `capvisor run`, which has no kernel, the
+ * runner serves it straight from the app's request channel (service.ts, runner.ts).
  *
  * Every operation is non-blocking and answers at once (EAGAIN when it would block), except
  * `listen` (which waits for the bind to succeed or fail) and `poll`, which waits until one of the

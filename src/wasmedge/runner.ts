@@ -20,6 +20,13 @@
  * it then runs in a worker thread of its own (appworker.ts), whose WASI host reaches this run's
  * file server, network server and stdio callbacks through a request channel (service.ts). So a
  * guest that blocks blocks only its own thread, and any number of runs proceed at once.
+ *
+ * Where file and socket requests go: by default to a FileServer and a NetServer made here, in
+ * this thread, for this run: that is `capvisor run`, which has no kernel and no system
+ * description, so there is no PD to route them to (and a kernel of its own would add a hop per
+ * request and prove nothing: the host services would still run in this same thread). A runtime PD
+ * passes `fileService` and `netService` instead: its file-server and network PDs, reached over
+ * kernel IPC (runtime-pd.ts, netserver-pd.ts).
  */
 import { cancelledRun, FUEL_CHUNK, runInWorker, TRAP_EXIT_CODE, trapOf } from "./appworker.js";
 import { FileServer } from "./fileserver.js";
@@ -33,18 +40,28 @@ export { TRAP_EXIT_CODE } from "./appworker.js";
 
 /**
  * The network policy of every run: which addresses guests may bind and connect to (loopback
- * unless changed). A runtime PD with its own policy can set it before running apps.
+ * unless changed). It is read when an application's NetServer is made (its first socket call):
+ * by runWasi for `capvisor run`, by the network PD of a runtime PD (netserver-pd.ts) for each
+ * session.
  */
 export const networkPolicy: NetServerOptions = {};
 
-/**
- * `signal` cancels the run: its worker is terminated and the run resolves with exit code 1 after
- * "cancelled" on stderr (what the cross-VM channel's JOB_CANCEL needs, vm-jobs.ts).
- */
-export async function runWasi(
-  wasm: Uint8Array,
-  opts: RunOptions & { signal?: AbortSignal },
-): Promise<RunResult> {
+/** What runWasi takes besides RunOptions. */
+export interface RunExtras {
+  /**
+   * Cancels the run: its worker is terminated and the run resolves with exit code 1 after
+   * "cancelled" on stderr (what the cross-VM channel's JOB_CANCEL needs, vm-jobs.ts).
+   */
+  signal?: AbortSignal;
+  /**
+   * Where the application's socket requests (plain-data NetRequests, netops.ts) go instead of a
+   * NetServer in this thread: the runtime PD passes its network PD. The service owns the sockets,
+   * and closes what the run left open when the runtime PD ends the session.
+   */
+  netService?: AnyService;
+}
+
+export async function runWasi(wasm: Uint8Array, opts: RunOptions & RunExtras): Promise<RunResult> {
   const t0 = performance.now();
   const limits = opts.limits ?? {};
   const metering =
@@ -90,7 +107,7 @@ export async function runWasi(
   }
   // Made on the first socket call: most applications never open one.
   const sockets: { server: NetServer | null } = { server: null };
-  const netService: AnyService = {
+  const netService: AnyService = opts.netService ?? {
     handle: ((req: Parameters<NetServer["handle"]>[0]) => {
       sockets.server ??= new NetServer(networkPolicy);
       return sockets.server.handle(req);

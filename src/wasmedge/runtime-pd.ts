@@ -35,20 +35,27 @@
  *   slot RUNTIME_FS_EP   a badged endpoint cap (Write | GrantReply) to its file-server PD
  *                        (fileserver-pd.ts), the only way its applications reach files;
  *   slot RUNTIME_WAKE    the IRQHandler of a spare interrupt line bound to its notification
- *                        (badge WAKE_BADGE): the doorbell of its request queue (below).
- * Both PDs are native threads (WasmPlatform.native): their code runs in the main thread.
+ *                        (badge WAKE_BADGE): the doorbell of its request queue (below);
+ *   slot RUNTIME_NET_EP  a badged endpoint cap (Write | GrantReply) to its network PD
+ *                        (netserver-pd.ts, `<pd>.net`), the only way its applications reach the
+ *                        network; that PD signals this PD's notification with NET_READY_BADGE.
+ * All three PDs are native threads (WasmPlatform.native): their code runs in the main thread.
  *
- * The request queue. An application's file request arrives asynchronously, in the app channel's
- * service callback (service.ts), but a syscall can only be made by the runtime PD's thread when
- * the kernel runs it. So the callback only queues the request and raises the wake line (a device
- * interrupt, as the platform's interrupt sources do); the kernel signals the runtime PD's
- * notification; the runtime PD's program, blocked in seL4_Wait on it, wakes, acknowledges the
- * line (so that a request queued later raises it again), and drains the queue: for each request
- * an seL4_Call to the file server, whose reply resolves the callback's promise. Application
- * output is streamed line by line as `<pd>/<app>` through the boot's onLine (`[runtime/hello]`).
+ * The request queue. An application's file or socket request arrives asynchronously, in the app
+ * channel's service callback (service.ts), but a syscall can only be made by the runtime PD's
+ * thread when the kernel runs it. So the callback only queues the request and raises the wake
+ * line (a device interrupt, as the platform's interrupt sources do); the kernel signals the
+ * runtime PD's notification; the runtime PD's program, blocked in seL4_Wait on it, wakes,
+ * acknowledges the line (so that a request queued later raises it again), and drains the queue:
+ * for each request an seL4_Call to the file server or the network PD, whose reply resolves the
+ * callback's promise. A socket operation that completes later (poll with a timeout, listen, ...)
+ * is answered "pending" with a token instead: the runtime PD goes on with the queue, and when the
+ * network PD signals NET_READY_BADGE it collects the finished results with one Call and resolves
+ * their promises (the protocol is at the top of netserver-pd.ts). So one application waiting on a
+ * socket never holds up the others or the file traffic. Application output is streamed line by
+ * line as `<pd>/<app>` through the boot's onLine (`[runtime/hello]`).
  */
-import { accessSync, constants, readFileSync, statSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
 import { deserialize, serialize } from "node:v8";
 import type { Kernel } from "../kernel/state.js";
 import type { TCB } from "../kernel/structures.js";
@@ -88,188 +95,85 @@ import {
   fileServerPD,
   SHM_BYTES,
 } from "./fileserver-pd.js";
-import { runWasi } from "./runner.js";
+import type { NetOp, NetReq, NetRes } from "./netserver.js";
+import {
+  type BuiltNetServer,
+  buildNetServerPD,
+  NET_READY_BADGE,
+  NET_SHM_BYTES,
+  type NetCompletion,
+  type NetServerStats,
+  netCall,
+  netClose,
+  netCollect,
+  netServerPD,
+  newNetServerStats,
+} from "./netserver-pd.js";
+import { networkPolicy, runWasi } from "./runner.js";
+import { type RuntimeConfig, runtimeConfigs } from "./runtime-config.js";
 import type { AnyService } from "./service.js";
-import type { Preopen, RunResult } from "./types.js";
+import type { RunResult } from "./types.js";
 import { defaultRun, VmJobServer } from "./vm-jobs.js";
 
+// The configuration lives in runtime-config.ts; importers of this module keep finding it here.
+export * from "./runtime-config.js";
+
+/** Its CSpace slots (above the loader's, where a PD without VM has nothing: BASE_VM_TCB_CAP). */
 export const RUNTIME_FS_EP = 266;
 export const RUNTIME_WAKE = 267;
+export const RUNTIME_NET_EP = 268;
 export const WAKE_BADGE = 1;
 
-export interface RuntimeApp {
-  /** How its output is labelled (`<pd>/<name>`). */
-  name: string;
-  /** Absolute path of the module. */
-  path: string;
-  /** argv, argv[0] being the module path as written. */
-  args: string[];
-}
-
-export interface RuntimeConfig {
-  apps: RuntimeApp[];
-  preopens: Preopen[];
-  env: [string, string][];
-  /** The cross-VM channel it serves jobs on: its channel id and the ring region. */
-  vmChannel: { id: number; ring: string } | null;
-}
-
-const CONFIG_KEYS = ["apps", "dirs", "env"];
-
-export interface RuntimeConfigOptions {
-  /**
-   * Check that the applications can be read and the preopened directories exist (default true).
-   * `capvisor verify` turns it off: it builds only the runtime's kernel objects, which do not depend
-   * on the host's files, so it can analyse a description whose applications are not built yet.
-   */
-  hostFiles?: boolean;
-}
-
-/** Whether `pd` is a WasmEdge runtime PD (`capvisor:runtime="wasmedge"`). */
-export function isRuntimePD(pd: SdfProtectionDomain): boolean {
-  return pd.extensions.runtime === "wasmedge";
-}
-
-/** The runtime configuration of `pd`, checked; throws LoadError for anything wrong. */
-export function runtimeConfig(
-  sys: SystemDescription,
-  pd: SdfProtectionDomain,
-  opts: RuntimeConfigOptions = {},
-): RuntimeConfig {
-  const hostFiles = opts.hostFiles ?? true;
-  const where = `${sys.file}:${pd.loc.line}:${pd.loc.column}: <protection_domain>: PD "${pd.name}"`;
-  const bad = (msg: string): never => {
-    throw new LoadError(`${where}: ${msg}`);
-  };
-  const ext = pd.extensions;
-  if (ext.runtime !== "wasmedge")
-    bad(`capvisor:runtime="${ext.runtime}" is not a runtime capvisor has; write capvisor:runtime="wasmedge"`);
-  if (pd.irqs.length > 0 || pd.children.length > 0 || pd.virtualMachine !== undefined)
-    bad("a runtime PD takes no <irq>, child PD or <virtual_machine>; remove them");
-  // Its one channel and one mapping are the cross-VM channel (docs/vm-channel.md), if any.
-  let vmChannel: RuntimeConfig["vmChannel"] = null;
-  if ((ext.channel === undefined) !== (ext.ring === undefined))
-    bad("capvisor:channel and capvisor:ring go together: name both the channel id and the ring region");
-  if (ext.channel !== undefined) {
-    const id = Number(ext.channel);
-    if (
-      !Number.isInteger(id) ||
-      !sys.channels.some((c) => c.ends.some((e) => e.pd === pd.name && e.id === id && e.notify))
-    )
-      bad(
-        `capvisor:channel="${ext.channel}": this PD has no channel end with id ${ext.channel} that may notify; declare the <channel>`,
-      );
-    const mr = sys.memoryRegions.find((r) => r.name === ext.ring);
-    const map = pd.maps.find((m) => m.mr === ext.ring);
-    if (mr === undefined || map === undefined || !map.perms.write)
-      bad(`capvisor:ring="${ext.ring}": this PD must map memory region "${ext.ring}" with perms="rw"`);
-    if (mr!.size < 0x10000)
-      bad(`memory region "${ext.ring}" is ${mr!.size} bytes; a ring needs at least 64 KiB (0x10000)`);
-    vmChannel = { id, ring: ext.ring! };
-  }
-  if (pd.maps.some((m) => m.mr !== vmChannel?.ring))
-    bad("a runtime PD maps no memory region but its capvisor:ring; remove the other <map>s");
-  if (sys.channels.some((c) => c.ends.some((e) => e.pd === pd.name && e.id !== vmChannel?.id)))
-    bad("a runtime PD's only channel is its capvisor:channel; remove the other <channel>s naming it");
-  if (pd.passive) bad('a runtime PD cannot be passive; remove passive="true"');
-  const base = dirname(sys.file);
-
-  const preopens: Preopen[] = [];
-  for (const spec of (ext.dirs ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "")) {
-    const parts = spec.split(":");
-    const ro = parts.length === 3 && parts[2] === "readonly";
-    if (!(parts.length === 2 || ro) || !parts[0]!.startsWith("/") || parts[1] === "")
-      bad(
-        `capvisor:dirs entry "${spec}" is not guest:host or guest:host:readonly with an absolute guest path`,
-      );
-    const host = resolve(base, parts[1]!);
-    let isDir = !hostFiles;
-    try {
-      if (hostFiles) isDir = statSync(host).isDirectory();
-    } catch {
-      // Reported below, with what to do.
-    }
-    if (!isDir) bad(`capvisor:dirs: "${parts[1]}" (${host}) is not a directory; create it or fix the path`);
-    preopens.push({ guest: parts[0]!, host, ...(ro ? { readOnly: true } : {}) });
-  }
-
-  const env: [string, string][] = [];
-  for (const kv of (ext.env ?? "").split(/\s+/).filter((s) => s !== "")) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) bad(`capvisor:env entry "${kv}" is not K=V`);
-    env.push([kv.slice(0, eq), kv.slice(eq + 1)]);
-  }
-
-  // A runtime PD that serves a VM may start with no application of its own.
-  if (pd.programImage.path === "" && ext.apps === undefined && vmChannel !== null)
-    return { apps: [], preopens, env, vmChannel };
-  if (pd.programImage.path === "")
-    bad(
-      "a runtime PD needs a <program_image> (its first application) or capvisor:channel and capvisor:ring (it serves a VM)",
-    );
-  const lines =
-    ext.apps === undefined
-      ? [[pd.programImage.path]]
-      : ext.apps
-          .split(";")
-          .map((a) =>
-            a
-              .trim()
-              .split(/\s+/)
-              .filter((s) => s !== ""),
-          )
-          .filter((a) => a.length > 0);
-  if (lines.length === 0) bad('capvisor:apps lists no application; write capvisor:apps="app.wasm [args...]"');
-  if (resolve(base, lines[0]![0]!) !== resolve(base, pd.programImage.path))
-    bad(
-      `<program_image path="${pd.programImage.path}"> must name the first application of capvisor:apps ("${lines[0]![0]}")`,
-    );
-  const apps: RuntimeApp[] = [];
-  const names = new Map<string, number>();
-  for (const argv of lines) {
-    const path = resolve(base, argv[0]!);
-    try {
-      if (hostFiles) accessSync(path, constants.R_OK);
-    } catch (e) {
-      bad(
-        `cannot read application "${argv[0]}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); build it first`,
-      );
-    }
-    const stem = basename(path).replace(/\.wasm$/, "");
-    const n = (names.get(stem) ?? 0) + 1;
-    names.set(stem, n);
-    apps.push({ name: n === 1 ? stem : `${stem}-${n}`, path, args: argv });
-  }
-  return { apps, preopens, env, vmChannel };
-}
-
-/** Checks the `capvisor:` attributes of every PD: runtime configuration only on runtime PDs. */
-export function runtimeConfigs(
-  sys: SystemDescription,
-  opts: RuntimeConfigOptions = {},
-): Map<SdfProtectionDomain, RuntimeConfig> {
-  const out = new Map<SdfProtectionDomain, RuntimeConfig>();
-  for (const pd of sys.allProtectionDomains) {
-    if (isRuntimePD(pd)) out.set(pd, runtimeConfig(sys, pd, opts));
-    else if (pd.extensions.runtime === undefined)
-      for (const key of CONFIG_KEYS)
-        if (pd.extensions[key] !== undefined)
-          throw new LoadError(
-            `${sys.file}:${pd.loc.line}:${pd.loc.column}: <protection_domain>: PD "${pd.name}": capvisor:${key} configures a runtime PD; add capvisor:runtime="wasmedge" or remove it`,
-          );
-  }
-  return out;
-}
-
-/** One file request waiting for the runtime PD's thread. */
+/** One request waiting for the runtime PD's thread, to its file server or its network PD. */
 interface Queued {
+  to: "fs" | "net";
   session: number;
   msg: Uint8Array;
   resolve: (r: unknown) => void;
   reject: (e: Error) => void;
+}
+
+/**
+ * What the applications' callbacks hand the runtime PD's thread (see the top of this file), and
+ * what that thread keeps between wakes. Sessions are numbered from 0 for the applications, then
+ * for the VM's jobs and the network sessions of RuntimePD.netSession.
+ */
+class RequestQueue {
+  readonly queue: Queued[] = [];
+  /** Sessions that ended; `fs`: whether the file server has state of it. */
+  readonly closing: { session: number; fs: boolean; closed?: () => void }[] = [];
+  /** Network requests answered "pending", by token. */
+  readonly pendingNet = new Map<number, Queued>();
+  /** Sessions that have sent the network PD a request (only those are closed there). */
+  readonly netSessions = new Set<number>();
+  constructor(
+    readonly wake: () => void,
+    public nextSession: number,
+  ) {}
+
+  /** A server as one session's application sees it: its requests queued for the thread. */
+  service(to: Queued["to"], session: number): AnyService {
+    return {
+      handle: ((req: unknown) =>
+        new Promise((resolve, reject) => {
+          this.queue.push({ to, session, msg: serialize(req), resolve, reject });
+          this.wake();
+        })) as AnyService["handle"],
+    };
+  }
+
+  close(session: number, fs: boolean, closed?: () => void): void {
+    this.closing.push({ session, fs, ...(closed ? { closed } : {}) });
+    this.wake();
+  }
+}
+
+/** A session of the network PD, as an application's (RuntimePD.netSession). */
+export interface NetSession {
+  /** Sends `req` through the runtime PD's thread and the kernel; resolves with the response. */
+  call<K extends NetOp>(req: NetReq<K>): Promise<NetRes<K>>;
+  /** Ends the session: the network PD closes its sockets. Resolves once it has. */
+  close(): Promise<void>;
 }
 
 /** A running runtime PD, for users of bootSystem (tests, status). */
@@ -280,6 +184,14 @@ export interface RuntimePD {
   fileServerTcb: TCB;
   /** The file-server PD's counters. */
   fileServer: FileServerStats;
+  netServerTcb: TCB;
+  /** The network PD's counters. */
+  netServer: NetServerStats;
+  /**
+   * A new session of the network PD, reached exactly as an application's sock_* calls reach it
+   * (the runtime PD's queue, then IPC): for tests and tools that check what applications can do.
+   */
+  netSession(): NetSession;
   /** Each application's result, in configuration order, once all have finished. */
   done: Promise<RunResult[]>;
 }
@@ -306,7 +218,7 @@ function lineSplitter(emit: (line: string) => void): { write(b: Uint8Array): voi
   };
 }
 
-/** A spare interrupt line for each runtime PD: from the top, above the per-core lines (< 32). */
+/** `count` spare interrupt lines: from the top, above the per-core lines (< 32). */
 function spareLines(sys: SystemDescription, count: number, irqLines: number): number[] {
   const used = new Set(sys.allProtectionDomains.flatMap((p) => p.irqs.map((i) => i.irq)));
   const out: number[] = [];
@@ -323,11 +235,15 @@ export interface RuntimeKernelObjects {
   fileServer: BuiltFileServer;
   /** The spare interrupt line of its doorbell (its IRQHandler is in slot RUNTIME_WAKE). */
   wakeLine: number;
+  /** Its network PD (`<pd>.net`): thread, CNode, VSpace, endpoint, Reply, notification, buffer. */
+  netServer: BuiltNetServer;
+  /** The spare interrupt line of the network PD's doorbell. */
+  netLine: number;
 }
 
 /**
- * Builds the file-server PD and the doorbell of every runtime PD (root task, after buildSystem)
- * and nothing else: no program is registered or run. bootSystem's build (buildRuntimePDs) and
+ * Builds the file-server PD, the network PD and the doorbell of every runtime PD (root task, after
+ * buildSystem) and nothing else: no program is registered or run. bootSystem's build (buildRuntimePDs) and
  * `capvisor verify` (which reads the resulting kernel state) both start here, so the authority
  * that verify analyses is the one that boots.
  */
@@ -339,20 +255,23 @@ export function* buildRuntimeKernelObjects(
   configs: Map<SdfProtectionDomain, RuntimeConfig>,
 ): Sel4Gen<RuntimeKernelObjects[]> {
   const rts = loaded.pds.filter((p) => configs.has(p.pd));
-  const lines = spareLines(sys, rts.length, k.config.irqLines);
+  // The runtime PDs' doorbells first (the top lines), then their network PDs'.
+  const lines = spareLines(sys, 2 * rts.length, k.config.irqLines);
   const out: RuntimeKernelObjects[] = [];
   for (const [n, rt] of rts.entries()) {
     const line = lines[n]!;
+    const netLine = lines[rts.length + n]!;
     const fileServer = yield* buildFileServerPD(u, k, loaded, rt, RUNTIME_FS_EP, rt.index + 1);
     yield* giveIrq(u, loaded.alloc, rt.pd.name, line, rt.ntfnCap, WAKE_BADGE, rt.cnodeCap, RUNTIME_WAKE);
-    out.push({ rt, config: configs.get(rt.pd)!, fileServer, wakeLine: line });
+    const netServer = yield* buildNetServerPD(u, k, loaded, rt, RUNTIME_NET_EP, rt.index + 1, netLine);
+    out.push({ rt, config: configs.get(rt.pd)!, fileServer, wakeLine: line, netServer, netLine });
   }
   return out;
 }
 
 /**
- * Builds the kernel objects of every runtime PD (buildRuntimeKernelObjects), then registers both
- * native programs of each. Returns the running runtime PDs.
+ * Builds the kernel objects of every runtime PD (buildRuntimeKernelObjects), then registers the
+ * three native programs of each. Returns the running runtime PDs.
  */
 export function* buildRuntimePDs(
   u: ThreadContext,
@@ -363,30 +282,54 @@ export function* buildRuntimePDs(
   hooks: RuntimeHooks,
 ): Sel4Gen<RuntimePD[]> {
   const out: RuntimePD[] = [];
-  for (const { rt, config, fileServer: fs, wakeLine } of yield* buildRuntimeKernelObjects(
-    u,
-    k,
-    sys,
-    loaded,
-    configs,
-  )) {
-    const shm = new Uint8Array(SHM_BYTES);
+  for (const built of yield* buildRuntimeKernelObjects(u, k, sys, loaded, configs)) {
+    const { rt, config, fileServer: fs, netServer: net } = built;
+    const shm = { fs: new Uint8Array(SHM_BYTES), net: new Uint8Array(NET_SHM_BYTES) };
     const stats: FileServerStats = { messages: 0, requests: 0, ops: {} };
     hooks.native(
       fs.tcb,
       fileServerPD(hooks.context(fs.tcb), {
         preopens: config.preopens,
         clientBadge: rt.index + 1,
-        shm,
+        shm: shm.fs,
         stats,
+      }),
+    );
+    const netStats = newNetServerStats();
+    hooks.native(
+      net.tcb,
+      netServerPD(hooks.context(net.tcb), {
+        clientBadge: rt.index + 1,
+        shm: shm.net,
+        stats: netStats,
+        policy: networkPolicy,
+        ring: () => hooks.raise(built.netLine),
       }),
     );
     let finish: (r: RunResult[]) => void = () => {};
     const done = new Promise<RunResult[]>((r) => {
       finish = r;
     });
-    hooks.native(rt.tcb, runtimeProgram(hooks.context(rt.tcb), rt, config, shm, wakeLine, hooks, finish));
-    out.push({ name: rt.pd.name, config, tcb: rt.tcb, fileServerTcb: fs.tcb, fileServer: stats, done });
+    const q = new RequestQueue(() => hooks.raise(built.wakeLine), config.apps.length);
+    hooks.native(rt.tcb, runtimeProgram(hooks.context(rt.tcb), rt, config, shm, q, hooks, finish));
+    out.push({
+      name: rt.pd.name,
+      config,
+      tcb: rt.tcb,
+      fileServerTcb: fs.tcb,
+      fileServer: stats,
+      netServerTcb: net.tcb,
+      netServer: netStats,
+      netSession: () => {
+        const session = q.nextSession++;
+        const net = q.service("net", session);
+        return {
+          call: async <K extends NetOp>(req: NetReq<K>) => (await net.handle(req as never)) as NetRes<K>,
+          close: () => new Promise((resolve) => q.close(session, false, resolve)),
+        };
+      },
+      done,
+    });
   }
   return out;
 }
@@ -427,28 +370,16 @@ function* runtimeProgram(
   u: ThreadContext,
   rt: LoadedPD,
   config: RuntimeConfig,
-  shm: Uint8Array,
-  wakeLine: number,
+  shm: { fs: Uint8Array; net: Uint8Array },
+  q: RequestQueue,
   hooks: RuntimeHooks,
   finish: (r: RunResult[]) => void,
 ): Sel4Gen<void> {
-  const queue: Queued[] = [];
-  const closing: number[] = [];
-  const wake = () => hooks.raise(wakeLine);
   // The applications start when the kernel first runs this thread.
-  /** The file server as one application's session sees it: requests queued for this thread. */
-  const fileServiceFor = (session: number): AnyService => ({
-    handle: ((req: unknown) =>
-      new Promise((resolve, reject) => {
-        queue.push({ session, msg: serialize(req), resolve, reject });
-        wake();
-      })) as AnyService["handle"],
-  });
   const runs = config.apps.map(async (app, session) => {
     const label = `${rt.pd.name}/${app.name}`;
     const out = lineSplitter((l) => hooks.onLine(label, l));
     const err = lineSplitter((l) => hooks.onLine(label, l));
-    const fileService = fileServiceFor(session);
     let r: RunResult;
     try {
       r = await runWasi(readFileSync(app.path), {
@@ -457,13 +388,13 @@ function* runtimeProgram(
         preopens: config.preopens,
         stdout: (b) => out.write(b),
         stderr: (b) => err.write(b),
-        fileService,
+        fileService: q.service("fs", session),
+        netService: q.service("net", session),
       });
     } finally {
       out.flush();
       err.flush();
-      closing.push(session);
-      wake();
+      q.close(session, true);
     }
     if (r.trap !== undefined) hooks.onEvent(label, `trapped: ${r.trap.kind}: ${r.trap.message}`);
     else if (r.exitCode !== 0) hooks.onEvent(label, `exited with code ${r.exitCode}`);
@@ -479,36 +410,35 @@ function* runtimeProgram(
   let vmJobs: VmJobServer | null = null;
   let notifyVm = false;
   if (config.vmChannel !== null) {
-    let nextSession = config.apps.length;
     let jobs = 0;
     vmJobs = new VmJobServer(new RingRegion(hooks.region(config.vmChannel.ring)), {
       notify: () => {
         notifyVm = true;
-        wake();
+        q.wake();
       },
       run: async (module, args, io, signal) => {
-        const session = nextSession++;
+        const session = q.nextSession++;
         const n = ++jobs;
         hooks.onLine(rt.pd.name, `job ${n} from the VM: ${args.join(" ")} (${module.length} bytes)`);
         const run = defaultRun({
           env: config.env,
           preopens: config.preopens,
-          fileService: fileServiceFor(session),
+          fileService: q.service("fs", session),
+          netService: q.service("net", session),
         });
         try {
           const code = await run(module, args, io, signal);
           hooks.onLine(rt.pd.name, `job ${n} exited with code ${code}`);
           return code;
         } finally {
-          closing.push(session);
-          wake();
+          q.close(session, true);
         }
       },
     });
   }
 
   for (;;) {
-    yield* seL4_Wait(u, INPUT_CAP);
+    const woken = yield* seL4_Wait(u, INPUT_CAP);
     // Acknowledge before draining: a request queued from now on raises the line again.
     yield* seL4_IRQHandler_Ack(u, RUNTIME_WAKE);
     vmJobs?.pump();
@@ -516,18 +446,57 @@ function* runtimeProgram(
       notifyVm = false;
       yield* seL4_Signal(u, BASE_OUTPUT_NOTIFICATION_CAP + config.vmChannel!.id);
     }
-    while (queue.length > 0 || closing.length > 0) {
-      const q = queue.shift();
-      if (q !== undefined) {
+    // Socket operations that completed on a host event (netserver-pd.ts).
+    if ((woken.senderBig & NET_READY_BADGE) !== 0n) {
+      let completed: NetCompletion[] = [];
+      try {
+        completed = yield* netCollect(u, RUNTIME_NET_EP, shm.net);
+      } catch (e) {
+        hooks.onEvent(
+          rt.pd.name,
+          `collecting from its network PD: ${e instanceof Error ? e.message : String(e)}`,
+        );
+      }
+      for (const c of completed) {
+        const r = q.pendingNet.get(c.token);
+        // Gone: its session ended meanwhile.
+        if (r === undefined) continue;
+        q.pendingNet.delete(c.token);
+        if ("res" in c) r.resolve(c.res);
+        else r.reject(new Error(`network PD: ${c.err}`));
+      }
+    }
+    while (q.queue.length > 0 || q.closing.length > 0) {
+      const r = q.queue.shift();
+      if (r !== undefined) {
         try {
-          q.resolve(yield* fsCall(u, shm, q.session, q.msg));
+          if (r.to === "fs") r.resolve(yield* fsCall(u, shm.fs, r.session, r.msg));
+          else {
+            q.netSessions.add(r.session);
+            const a = yield* netCall(u, RUNTIME_NET_EP, shm.net, r.session, r.msg);
+            if ("token" in a) q.pendingNet.set(a.token, r);
+            else r.resolve(a.res);
+          }
         } catch (e) {
-          q.reject(e instanceof Error ? e : new Error(String(e)));
+          r.reject(e instanceof Error ? e : new Error(String(e)));
         }
         continue;
       }
-      seL4_SetMR(u, 1, closing.shift()!);
-      yield* seL4_Call(u, RUNTIME_FS_EP, seL4_MessageInfo_new(FS_CLOSE, 0, 0, 2));
+      const c = q.closing.shift()!;
+      if (c.fs) {
+        seL4_SetMR(u, 1, c.session);
+        yield* seL4_Call(u, RUNTIME_FS_EP, seL4_MessageInfo_new(FS_CLOSE, 0, 0, 2));
+      }
+      if (q.netSessions.delete(c.session)) {
+        yield* netClose(u, RUNTIME_NET_EP, c.session);
+        // A request still waiting when its session ends is answered: nothing will complete it.
+        for (const [token, p] of q.pendingNet)
+          if (p.session === c.session) {
+            q.pendingNet.delete(token);
+            p.reject(new Error(`network session ${c.session} ended with this request pending`));
+          }
+      }
+      c.closed?.();
     }
   }
 }
@@ -542,5 +511,5 @@ export const wasmedgeRuntime: PDRuntime<RuntimePD> = {
     runtimeConfigs(sys);
   },
   build: (u, k, sys, loaded, hooks) => buildRuntimePDs(u, k, sys, loaded, runtimeConfigs(sys), hooks),
-  threads: (r) => [r.tcb, r.fileServerTcb],
+  threads: (r) => [r.tcb, r.fileServerTcb, r.netServerTcb],
 };

@@ -22,7 +22,7 @@ import {
   type RingRegion,
 } from "../platform/ring.js";
 import { ModuleCache } from "./cache.js";
-import { runWasi } from "./runner.js";
+import { type RunExtras, runWasi } from "./runner.js";
 import type { Preopen, PreparedModule, RunLimits, RunOptions } from "./types.js";
 
 /** Where a job's output goes. */
@@ -356,6 +356,8 @@ export interface GuestRunSettings {
   limits?: RunLimits;
   /** The file-server PD's service, as RunOptions.fileService. */
   fileService?: RunOptions["fileService"];
+  /** The network PD's service, as runWasi's netService (runner.ts). */
+  netService?: RunExtras["netService"];
 }
 
 /**
@@ -383,6 +385,7 @@ export function defaultRun(settings: GuestRunSettings): RunJob {
       signal,
       ...(settings.limits ? { limits: settings.limits } : {}),
       ...(settings.fileService ? { fileService: settings.fileService } : {}),
+      ...(settings.netService ? { netService: settings.netService } : {}),
     });
     if (r.trap) {
       io.stderr(utf8.encode(`[error] ${r.trap.kind}: ${r.trap.message}\n`));

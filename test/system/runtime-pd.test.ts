@@ -20,6 +20,7 @@ import { loadSdf } from "../../src/system/sdf.js";
 import { type VmmPD, vmmRuntime } from "../../src/vmm/vmm-pd.js";
 import {
   RUNTIME_FS_EP,
+  RUNTIME_NET_EP,
   RUNTIME_WAKE,
   type RuntimePD,
   runtimeConfigs,
@@ -114,7 +115,8 @@ test("a runtime PD runs its applications, and their files come from its file-ser
   assert.equal(rt.fileServerTcb.name, "runtime.fs");
   assert.equal(rt.fileServerTcb.state, ThreadState.BlockedOnReceive);
   // The runtime PD's CSpace holds exactly: its notification, its Reply, the monitor endpoint,
-  // the badged endpoint to its file server and the IRQHandler of its doorbell.
+  // the badged endpoint to its file server, the IRQHandler of its doorbell and the badged
+  // endpoint to its network PD (test/wasmedge/netserver-pd.test.ts checks that one).
   const rtPd = sys.loaded.pds.find((p) => p.pd.name === "runtime")!;
   const caps = cspace(rt.tcb);
   assert.deepEqual(
@@ -125,6 +127,7 @@ test("a runtime PD runs its applications, and their files come from its file-ser
       [MONITOR_EP, "Endpoint"],
       [RUNTIME_FS_EP, "Endpoint"],
       [RUNTIME_WAKE, "IRQHandler"],
+      [RUNTIME_NET_EP, "Endpoint"],
     ],
   );
   const fsCap = caps.get(RUNTIME_FS_EP)!;

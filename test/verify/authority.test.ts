@@ -281,10 +281,13 @@ test("default.system: examples/default.policy.yaml holds", async () => {
   const system = join(ROOT, "examples/default.system");
   const r = await check(system, join(ROOT, "examples/default.policy.yaml"));
   assert.ok(r.some((p) => p.property === "wasmedge -> wasmedge.fs only [read, write, call]"));
+  assert.ok(r.some((p) => p.property === "wasmedge -> wasmedge.net only [read, write, call]"));
+  assert.ok(r.some((p) => p.property === "wasmedge.net -> wasmedge only [read, write, signal]"));
+  assert.ok(r.some((p) => p.property === "irq:254 -> wasmedge.net only [signal]"));
   assert.ok(r.some((p) => p.property === "irq:255 -> wasmedge only [signal]"));
   assert.ok(r.some((p) => p.property === "vmm -> irq:32 only [control]"));
   assert.ok(r.some((p) => p.property === "linux -> vmm only [call]"));
-  assert.equal(r.length, 11);
+  assert.equal(r.length, 15);
   for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
 });
 
@@ -468,9 +471,18 @@ function edgesAvoiding(g: AuthorityGraph, via: string): AuthorityGraph {
 test("wasmedge-pd: the file server and the doorbell line are domains, with the runtime PD's caps to them", async () => {
   // The applications need not be built: verify builds kernel objects only.
   const { graph } = await analyseFile(WASMEDGE_PD);
-  assert.deepEqual(graph.domains, ["hello", "runtime", "runtime.fs", "irq:255", "monitor"]);
+  assert.deepEqual(graph.domains, [
+    "hello",
+    "runtime",
+    "runtime.fs",
+    "runtime.net",
+    "irq:254",
+    "irq:255",
+    "monitor",
+  ]);
   assert.deepEqual(graph.pds, ["hello", "runtime"]);
   assert.deepEqual(graph.fileServers, ["runtime.fs"]);
+  assert.deepEqual(graph.netServers, ["runtime.net"]);
   const one = (from: string, to: string, kind: string): string[] => {
     const e = graph.edges.find((x) => x.from === from && x.to === to && x.kind === kind);
     assert.ok(e, `${from} -> ${to}: ${kind}`);
@@ -506,8 +518,11 @@ test("wasmedge-pd: the file server and the doorbell line are domains, with the r
   // The file server holds no control over anything, and no fault handler of its own.
   assert.equal(graph.edges.filter((e) => e.from === "runtime.fs" && e.kind === "control").length, 0);
   const m = formatMatrix(graph).split("\n");
-  assert.match(m[0]!, /^from\\to\s+hello\s+runtime\s+runtime\.fs\s+irq:255\s+monitor\s*$/);
-  assert.match(m[1]!, /^hello\s+\\\s+\.\s+\.\s+\.\s+c\s*$/);
+  assert.match(
+    m[0]!,
+    /^from\\to\s+hello\s+runtime\s+runtime\.fs\s+runtime\.net\s+irq:254\s+irq:255\s+monitor\s*$/,
+  );
+  assert.match(m[1]!, /^hello\s+\\\s+\.\s+\.\s+\.\s+\.\s+\.\s+c\s*$/);
 });
 
 test("wasmedge-pd: only the runtime PD reaches its file server, and hello is isolated from it", async () => {
@@ -526,6 +541,68 @@ test("wasmedge-pd: only the runtime PD reaches its file server, and hello is iso
   );
 });
 
+test("wasmedge-pd: the network PD is a domain, called by the runtime PD, signalling it, woken by its own line", async () => {
+  const { graph } = await analyseFile(WASMEDGE_PD);
+  const one = (from: string, to: string, kind: string): string[] => {
+    const e = graph.edges.find((x) => x.from === from && x.to === to && x.kind === kind);
+    assert.ok(e, `${from} -> ${to}: ${kind}`);
+    return e.chain.map(fmt);
+  };
+  // The runtime PD calls it on the badged endpoint in slot RUNTIME_NET_EP (268).
+  assert.deepEqual(one("runtime", "runtime.net", "call"), [
+    "runtime: slot 268: Endpoint W+GR badge 0x2 to Endpoint of runtime.net (call)",
+    "runtime.net: slot 1: Endpoint R badge 0x0 to Endpoint of runtime.net (receive)",
+  ]);
+  // A buffer of their own, at NET_SHM_VADDR in both.
+  assert.match(
+    one("runtime", "runtime.net", "write")[0]!,
+    /^runtime: mapping at 0x200100000: Frame R\+W badge 0x0 to page 0 of the network buffer of runtime \(write\)/,
+  );
+  // It signals the runtime PD's notification (slot 10, Write only, badge bit 62) ...
+  assert.deepEqual(one("runtime.net", "runtime", "signal"), [
+    "runtime.net: slot 10: Notification W badge 0x4000000000000000 to Notification of runtime (signal)",
+    "runtime: slot 1: Notification R+W badge 0x0 to Notification of runtime (wait)",
+  ]);
+  // ... and its doorbell (slot 138) signals its own notification, bound to its TCB.
+  assert.deepEqual(one("runtime.net", "irq:254", "control"), [
+    "runtime.net: slot 138: IRQHandler - badge 0x0 to irq:254 (control)",
+  ]);
+  assert.deepEqual(one("irq:254", "runtime.net", "signal"), [
+    "irq:254: kernel IRQ node, line 254: Notification W badge 0x4000000000000000 to Notification of runtime.net (signal)",
+    "runtime.net: bound notification of its TCB: Notification R badge 0x0 to Notification of runtime.net (wait)",
+  ]);
+  // Nothing more: no control over any PD, no grant, nothing towards hello or the file server.
+  assert.deepEqual(
+    graph.edges.filter((e) => e.from === "runtime.net").map((e) => `${e.to}:${e.kind}`),
+    ["runtime:read", "runtime:write", "runtime:signal", "irq:254:control"],
+  );
+  for (const e of graph.edges.filter((x) => x.to === "runtime.net"))
+    assert.ok(e.from === "runtime" || e.from === "irq:254", `${e.from}: ${e.kind}`);
+  for (const d of ["hello", "runtime.fs"]) {
+    assert.equal(infoPath(edgesAvoiding(graph, "runtime"), d, "runtime.net"), null);
+    assert.equal(infoPath(edgesAvoiding(graph, "runtime"), "runtime.net", d), null);
+  }
+  assert.equal(infoPath(graph, "hello", "runtime.net"), null);
+});
+
+test("a PD named like a runtime PD's network PD is refused", () => {
+  const sys = parseSdf(
+    `<system xmlns:capvisor="https://capvisor.dev/sdf">
+  <protection_domain name="rt" priority="50" capvisor:runtime="wasmedge"><program_image path="a.wasm" /></protection_domain>
+  <protection_domain name="rt.net" priority="100"><program_image path="b.wasm" /></protection_domain>
+</system>`,
+    "net-clash.system",
+  );
+  assert.throws(
+    () => analyseSystem(sys),
+    (e: unknown) =>
+      e instanceof AnalysisError &&
+      /^net-clash\.system:3:3: protection domain "rt\.net" has the name of the network PD of runtime PD "rt"/.test(
+        e.message,
+      ),
+  );
+});
+
 test("wasmedge-pd: a policy isolating the file server from every other PD is PROVED", async () => {
   const r = await checkText(
     WASMEDGE_PD,
@@ -534,14 +611,22 @@ test("wasmedge-pd: a policy isolating the file server from every other PD is PRO
   runtime.fs -> runtime: [read, write]
   runtime -> irq:255: [control]
   irq:255 -> runtime: [signal]
+  runtime -> runtime.net: [read, write, call]
+  runtime.net -> runtime: [read, write, signal]
+  runtime.net -> irq:254: [control]
+  irq:254 -> runtime.net: [signal]
 isolate:
   - hello -> runtime.fs
   - runtime.fs -> hello
   - irq:255 -> hello
+  - hello -> runtime.net
+  - runtime.net -> hello
+  - irq:254 -> hello
 `,
   );
   assert.ok(r.some((p) => p.property === "no information path hello => runtime.fs"));
   assert.ok(r.some((p) => p.property === "no information path runtime.fs => hello"));
+  assert.ok(r.some((p) => p.property === "no information path runtime.net => hello"));
   for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
 });
 
@@ -550,9 +635,11 @@ test("default.system: the Linux VM reaches wasmedge.fs only through vmm and the 
   assert.deepEqual(graph.domains, [
     "wasmedge",
     "wasmedge.fs",
+    "wasmedge.net",
     "vmm",
     "linux",
     "irq:32",
+    "irq:254",
     "irq:255",
     "monitor",
   ]);
@@ -566,6 +653,15 @@ test("default.system: the Linux VM reaches wasmedge.fs only through vmm and the 
   assert.equal(infoPath(without, "wasmedge.fs", "linux"), null);
   assert.equal(infoPath(without, "vmm", "wasmedge.fs"), null);
   assert.deepEqual(kindsBetween(graph, "linux", "wasmedge.fs"), []);
+  // The same for its network PD: the guest reaches it only through the WasmEdge PD's caps.
+  assert.deepEqual(path(infoPath(graph, "linux", "wasmedge.net")), [
+    "linux->vmm:call",
+    "vmm->wasmedge:write",
+    "wasmedge->wasmedge.net:write",
+  ]);
+  assert.equal(infoPath(without, "linux", "wasmedge.net"), null);
+  assert.equal(infoPath(without, "wasmedge.net", "linux"), null);
+  assert.deepEqual(kindsBetween(graph, "linux", "wasmedge.net"), []);
 });
 
 test("capvisor verify on a runtime PD system: the matrix and a note on the file server's host access", () => {

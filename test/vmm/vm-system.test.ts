@@ -43,7 +43,11 @@ after(async () => {
 test("the VM and its VMM run beside the WasmEdge PD, each with its kernel state", () => {
   const status = sys.status();
   const names = status.map((s) => s.name).sort();
-  assert.deepEqual(names, ["wasmedge.fs", "linux", "vmm", "wasmedge"].sort(), JSON.stringify(status));
+  assert.deepEqual(
+    names,
+    ["wasmedge.fs", "wasmedge.net", "linux", "vmm", "wasmedge"].sort(),
+    JSON.stringify(status),
+  );
   const linux = status.find((s) => s.name === "linux")!;
   assert.equal(linux.core, 1);
   assert.equal(sys.loaded.vms.length, 1);

@@ -3,7 +3,7 @@
  * socket extension in module `wasi_snapshot_preview1` (sock_open, sock_bind, sock_listen,
  * sock_connect, sock_getlocaladdr, sock_getpeeraddr, sock_setsockopt, sock_getsockopt,
  * sock_getaddrinfo, and the `_v2` names), served by the network server (netserver.ts) through the
- * request channel.
+ * request channel (in a runtime PD, the channel leads on to its network PD, netserver-pd.ts).
  *
  * WasmEdge layouts (lib/host/wasi/wasifunc.cpp, thirdparty/wasi/api.hpp):
  * - address family: 1 = INET4, 2 = INET6; socket type: 0 = ANY, 1 = DGRAM, 2 = STREAM.
