@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build what wasmedge-pd.system runs into build/examples/wasmedge-pd/ (git-ignored): the C PD
-# (examples/hello/hello.c, a Microkit PD) and its WASI applications (bigfile.wasm is for the test's second system) (clang-16 with wasi-libc,
+# (examples/hello/hello.c, a Microkit PD) and its WASI applications (bigfile.wasm and spin.wasm are for other tests) (clang-16 with wasi-libc,
 # installed by scripts/setup.sh). Rebuilds only what is missing or older than its source.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,7 +12,7 @@ if stale "$OUT/hello-pd.wasm" "$ROOT/examples/hello/hello.c"; then
   mv "$OUT/hello-pd.wasm.tmp" "$OUT/hello-pd.wasm"
 fi
 for app in hello:examples/wasi/hello/hello.c readfile:examples/wasmedge-pd/apps/readfile.c \
-  bigfile:examples/wasmedge-pd/apps/bigfile.c; do
+  bigfile:examples/wasmedge-pd/apps/bigfile.c spin:examples/wasmedge-pd/apps/spin.c; do
   name=${app%%:*}
   src="$ROOT/${app#*:}"
   if stale "$OUT/$name.wasm" "$src"; then

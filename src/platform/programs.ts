@@ -19,7 +19,18 @@ export interface PDProgram {
    * instead of pd-worker.js and the data it gets (CustomWorkerInit). It speaks the same channel
    * protocol, so the kernel schedules it like any thread; `wasm`, `maps` and `setvars` are unused.
    */
-  worker?: { url: URL; data: unknown; transfer?: MessagePort[] };
+  worker?: {
+    url: URL;
+    data: unknown;
+    transfer?: MessagePort[];
+    /**
+     * Its code enters the kernel at the fuel checks of the preemption instrumentation, as a Wasm
+     * PD's does (a WASI application thread, src/wasmedge/app-thread.ts): within one check of its
+     * core's timer deadline, so the platform takes that timer interrupt at the deadline
+     * (wasm-platform.ts, K_PREEMPT). Other workers (a VM's vcpu) are charged until they come in.
+     */
+    fuelChecks?: boolean;
+  };
 }
 
 export type ThreadPhase = "loading" | "waiting" | "pending" | "running" | "dead";

@@ -586,7 +586,7 @@ export class WasmPlatform {
     const kind = th.ch.ctl[KIND]!;
     const now = this.now();
     const node = k.nodes[c]!;
-    const wasm = th.program.worker === undefined;
+    const wasm = th.program.worker === undefined || th.program.worker.fuelChecks === true;
     if (wasm && kind !== K_PREEMPT && now >= node.timerDeadline) {
       // The core's timer deadline passed before the Wasm thread reached this request (a syscall
       // between two preemption checks): on hardware the timer interrupt comes first, at its

@@ -33,6 +33,8 @@ export interface RuntimeHooks {
   onStep: (message: string) => void;
   /** Raise an interrupt line (WasmPlatform.raise). */
   raise: (line: number) => void;
+  /** Register a worker program; returns the entry a TCB's pc must hold to run it (WasmPlatform.program). */
+  program: (p: PDProgram) => number;
   /** Register a native thread's program (WasmPlatform.native). */
   native: (tcb: TCB, gen: Sel4Gen<void>) => void;
   /** A ThreadContext for a thread (a SyncThread). */
@@ -60,6 +62,8 @@ export interface PDRuntime<R> {
   ): Sel4Gen<R[]>;
   /** The kernel threads it runs natively, for status(). */
   threads(r: R): TCB[];
+  /** Threads of its own with worker programs whose workers load at boot, with the PDs'. */
+  preload?(r: R): TCB[];
   /**
    * For a PD of this runtime that declares a `<virtual_machine>`: the program its VM's thread runs
    * (a worker of the runtime's own, PDProgram.worker). Called before the loader, once per such PD.
@@ -257,6 +261,7 @@ export async function bootSystem<R = never>(
     onEvent: (pd, msg) => opts.onEvent?.(pd, msg),
     onStep: (msg) => step(msg),
     raise: (line) => platform.raise(line),
+    program: (p) => platform.program(p),
     native: (tcb, gen) => platform.native(tcb, gen),
     context: (tcb) => new SyncThread(tcb),
     region,
@@ -270,7 +275,11 @@ export async function bootSystem<R = never>(
     monitor(root, loaded, (pd, msg) => opts.onEvent?.(pd, msg)),
   );
   step("starting");
-  await platform.preload([...loaded.pds.map((p) => p.tcb), ...loaded.vms.map((v) => v.tcb)]);
+  await platform.preload([
+    ...loaded.pds.map((p) => p.tcb),
+    ...loaded.vms.map((v) => v.tcb),
+    ...built.flatMap(({ runtime, r }) => runtime.preload?.(r) ?? []),
+  ]);
   platform.start();
   return {
     description: sys,

@@ -10,7 +10,10 @@
  *     - app -> crypto
  *
  * Domains are PD names, virtual machine names (`<virtual_machine name=>`: a VM is a domain of its
- * own, reaching others only through its VMM PD) and `irq:N`; kinds are read, write, signal, send,
+ * own, reaching others only through its VMM PD) and `irq:N`. A name with `*` is a pattern for every
+ * domain it matches (`*` stands for any characters): `wasmedge -> wasmedge/*: [control]` covers
+ * each application thread of runtime PD wasmedge; a pattern must match at least one domain, and in
+ * `isolate` it asks for each pair it covers. Kinds are read, write, signal, send,
  * call, grant, control (`call` also allows `send`). Authority towards the monitor (the trusted
  * root task) is not checked.
  */
@@ -57,6 +60,18 @@ export interface PropertyResult {
 // Names are anything without blanks: the SDF parser does not restrict PD or VM names further.
 const ARROW = /^\s*(\S+?)\s*->\s*(\S+)\s*$/;
 
+/** Whether domain `d` is `name`, or matches it when `name` is a pattern (with `*`). */
+export function matches(name: string, d: string): boolean {
+  if (!name.includes("*")) return name === d;
+  const re = new RegExp(
+    `^${name
+      .split("*")
+      .map((x) => x.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
+  return re.test(d);
+}
+
 /** Parse a policy. `domains` (when given) are the names a policy may use. */
 export function parsePolicy(text: string, file: string, domains?: readonly string[]): Policy {
   const lc = new LineCounter();
@@ -74,7 +89,7 @@ export function parsePolicy(text: string, file: string, domains?: readonly strin
   if (!isMap(root))
     throw new PolicyError(`${at(root?.range?.[0])}: a policy is a mapping with 'flows' (and 'isolate')`);
   const known = (name: string, offset: number | undefined): void => {
-    if (domains !== undefined && name !== MONITOR && !domains.includes(name))
+    if (domains !== undefined && name !== MONITOR && !domains.some((d) => matches(name, d)))
       throw new PolicyError(
         `${at(offset)}: unknown domain '${name}' (the system has: ${domains.join(", ")})`,
       );
@@ -129,7 +144,7 @@ export function checkPolicy(g: AuthorityGraph, p: Policy): PropertyResult[] {
   const allowed = (from: string, to: string): Set<Kind> => {
     const s = new Set<Kind>();
     for (const f of p.flows)
-      if (f.from === from && f.to === to)
+      if (matches(f.from, from) && matches(f.to, to))
         for (const k of f.kinds) {
           s.add(k);
           if (k === "call") s.add("send");
@@ -160,14 +175,17 @@ export function checkPolicy(g: AuthorityGraph, p: Policy): PropertyResult[] {
     verdict: "PROVED",
     counterexamples: [],
   });
-  for (const iso of p.isolate) {
-    const path = infoPath(g, iso.from, iso.to);
-    results.push({
-      property: `no information path ${iso.from} => ${iso.to}`,
-      verdict: path === null ? "PROVED" : "COUNTEREXAMPLE",
-      counterexamples: path ?? [],
-    });
-  }
+  for (const iso of p.isolate)
+    for (const from of g.domains.filter((d) => matches(iso.from, d)))
+      for (const to of g.domains.filter((d) => matches(iso.to, d))) {
+        if (from === to) continue;
+        const path = infoPath(g, from, to);
+        results.push({
+          property: `no information path ${from} => ${to}`,
+          verdict: path === null ? "PROVED" : "COUNTEREXAMPLE",
+          counterexamples: path ?? [],
+        });
+      }
   return results;
 }
 

@@ -5,7 +5,8 @@
  * doorbells (runtime-pd.ts, buildRuntimeKernelObjects); verify runs that same code, with no
  * program and no application file, so that what it analyses is what boots. The file server is a
  * domain `<pd>.fs` and the network PD a domain `<pd>.net`, each read from its thread exactly like
- * a PD (CSpace, VSpace, bound notification), and the doorbells are `irq:N` domains: the runtime
+ * a PD (CSpace, VSpace, bound notification), as is each application thread (app-threads.ts:
+ * `<pd>/<app>`, and `<pd>/job-N` for a VM's jobs), and the doorbells are `irq:N` domains: the runtime
  * PD's, and the network PD's, which signals the network PD's own notification. Their access to
  * the host (the file server's to the runtime's capvisor:dirs, the network PD's to the host
  * network under the network policy) is outside the kernel model: not analysed.
@@ -16,7 +17,12 @@ import type { LoadedPD } from "../system/loader.js";
 import type { SdfLocation, SdfMap, SystemDescription } from "../system/sdf-types.js";
 import { SHM_BYTES, SHM_VADDR } from "../wasmedge/fileserver-pd.js";
 import { NET_SHM_BYTES, NET_SHM_VADDR } from "../wasmedge/netserver-pd.js";
-import { isRuntimePD, type RuntimeKernelObjects } from "../wasmedge/runtime-pd.js";
+import {
+  appThreadNames,
+  isRuntimePD,
+  type RuntimeKernelObjects,
+  runtimeConfig,
+} from "../wasmedge/runtime-pd.js";
 
 /** A thread the analysis reads as a domain: a PD's, a runtime server's, or a virtual machine's vcpu. */
 export interface DomainThread {
@@ -40,6 +46,8 @@ export function claimRuntimeDomains(
     if (isRuntimePD(pd)) {
       claim(fileServerName(pd.name), `the file-server PD of runtime PD "${pd.name}"`, pd.loc);
       claim(netServerName(pd.name), `the network PD of runtime PD "${pd.name}"`, pd.loc);
+      for (const name of appThreadNames(pd.name, runtimeConfig(sys, pd, { hostFiles: false })))
+        claim(name, `an application thread of runtime PD "${pd.name}"`, pd.loc);
     }
 }
 
@@ -50,6 +58,7 @@ export function runtimeServerThreads(runtimes: readonly RuntimeKernelObjects[], 
     .flatMap((r) => [
       { name: fileServerName(l.pd.name), tcb: r.fileServer.tcb, maps: [] },
       { name: netServerName(l.pd.name), tcb: r.netServer.tcb, maps: [] },
+      ...r.appThreads.map((t) => ({ name: t.name, tcb: t.tcb, maps: [] })),
     ]);
 }
 

@@ -19,11 +19,12 @@
  * the state again). A worker that was terminated (cancellation, a crash) is never reused, and
  * its buffer goes with it. Idle workers are unref'd so that they never keep the process alive.
  */
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { isMainThread, type MessagePort, parentPort, Worker, workerData } from "node:worker_threads";
 import type { FsOp, FsReq, FsRes } from "./fileserver.js";
 import type { NetOp, NetReq, NetRes } from "./netserver.js";
 import {
   type AnyService,
+  type BlockUntilMoved,
   ChannelClient,
   createChannelBuffer,
   ServiceClient,
@@ -118,8 +119,39 @@ export interface AppJob {
   reactor?: { fn: string; args: (number | bigint)[] };
   /** Whether the module carries fuel checks (and statistics count gas). */
   metering: boolean;
+  /**
+   * The module carries fuel checks without metering (an application that is a kernel thread:
+   * they are its preemption checks, app-thread.ts).
+   */
+  preemptible?: boolean;
   sigs: Map<string, FuncSig>;
 }
+
+/** What a kernel thread running an application adds (app-thread.ts). */
+export interface KernelThreadHooks {
+  /** How a service call sleeps: blocked in the kernel. */
+  block: BlockUntilMoved;
+  /** At each fuel check: enter the kernel if it wants the core back. */
+  preempt(): void;
+  /** Whether the run was cancelled (checked with the deadline). */
+  cancelled(): boolean;
+}
+
+/** What the runtime PD gives an application thread's worker (app-thread.ts; CustomWorkerInit.data). */
+export interface AppThreadData {
+  /** Jobs arrive here (AppJob), results leave here (RunResult). */
+  port: MessagePort;
+  /** Int32 words shared with the main thread: [CANCEL, POSTED]. */
+  control: SharedArrayBuffer;
+  /** Its CSpace slot of its own notification (Read): what it waits on. */
+  ntfnSlot: number;
+}
+
+/** control[CANCEL] != 0: the main thread cancelled the current job. */
+export const CANCEL = 0;
+/** control[POSTED]: bumped by the main thread after it posted a job (the worker may wait on it). */
+export const POSTED = 1;
+export const CONTROL_WORDS = 2;
 
 /** The stdio service's request: bytes the guest wrote to fd 1 or 2. */
 export interface StdioReq {
@@ -128,8 +160,9 @@ export interface StdioReq {
 }
 
 /** Runs one application in this (worker) thread; totalNs is left for the main thread to fill. */
-export function execute(job: AppJob): RunResult {
-  const ch = new ChannelClient(job.sab);
+export function execute(job: AppJob, kernel?: KernelThreadHooks): RunResult {
+  const ch = new ChannelClient(job.sab, kernel?.block);
+  const checks = job.metering || job.preemptible === true;
   const limits = job.limits;
   let hostMs = 0;
   let gas = 0;
@@ -150,10 +183,16 @@ export function execute(job: AppJob): RunResult {
   const failure = (e: unknown): RunResult => ({ exitCode: TRAP_EXIT_CODE, trap: trapOf(e), stats: stats() });
   const checkDeadline = () => {
     if (performance.now() > deadlineAt) throw new LimitAbort("Interrupted", "interrupted");
+    if (kernel?.cancelled()) throw new LimitAbort("Interrupted", "cancelled");
     return deadlineAt;
   };
   /** preempt: account the gas the last chunk used, enforce the limits, hand out the next chunk. */
   const preempt = () => {
+    kernel?.preempt();
+    if (!job.metering) {
+      if (kernel?.cancelled()) throw new LimitAbort("Interrupted", "cancelled");
+      return FUEL_CHUNK;
+    }
     const left = Number(fuelGlobal?.value ?? 0);
     gas += given - left;
     // What is left has been counted: stats() must not count this chunk again if the run stops here.
@@ -204,16 +243,16 @@ export function execute(job: AppJob): RunResult {
         }
       };
     const imports: WebAssembly.Imports = { wasi_snapshot_preview1: host.imports(wrap) };
-    if (job.metering) imports.capvisor = { preempt };
+    if (checks) imports.capvisor = { preempt };
     instance = new WebAssembly.Instance(job.module, imports);
   } catch (e) {
     return failure(e);
   }
 
   const ex = instance.exports;
-  if (job.metering && ex.capvisor_fuel instanceof WebAssembly.Global) {
+  if (checks && ex.capvisor_fuel instanceof WebAssembly.Global) {
     fuelGlobal = ex.capvisor_fuel;
-    fuelGlobal.value = given;
+    fuelGlobal.value = job.metering ? given : FUEL_CHUNK;
   }
   const mem = Object.values(ex).find((x): x is WebAssembly.Memory => x instanceof WebAssembly.Memory);
   if (mem) host.memory = mem;
@@ -283,6 +322,23 @@ function releaseThread(t: AppThread): void {
   else void t.worker.terminate();
 }
 
+/** The services a run's application reaches through its request channel, besides stdio. */
+export interface RunServices {
+  fs: AnyService;
+  net: AnyService;
+  stdin?: AnyService;
+}
+
+/** The stdio service: the guest's writes to fd 1 and 2, to the run's callbacks in order. */
+export function stdioService(out: Pick<RunOptions, "stdout" | "stderr">): AnyService {
+  return {
+    handle: ((r: StdioReq) => {
+      (r.fd === 1 ? out.stdout : out.stderr)(r.data);
+      return null;
+    }) as AnyService["handle"],
+  };
+}
+
 /**
  * Runs `job` in a worker, serving its requests with `services` until it finishes; the job's
  * request channel is the worker's own (`sab` is filled in here). The output callbacks (`stdio`)
@@ -290,19 +346,13 @@ function releaseThread(t: AppThread): void {
  */
 export function runInWorker(
   spec: Omit<AppJob, "sab">,
-  services: { fs: AnyService; net: AnyService; stdin?: AnyService },
+  services: RunServices,
   out: Pick<RunOptions, "stdout" | "stderr"> & { signal?: AbortSignal },
 ): Promise<RunResult> {
-  const stdioService: AnyService = {
-    handle: ((r: StdioReq) => {
-      (r.fd === 1 ? out.stdout : out.stderr)(r.data);
-      return null;
-    }) as AnyService["handle"],
-  };
   const thread = takeThread();
   const w = thread.worker;
   const job: AppJob = { ...spec, sab: thread.sab };
-  const server = serveChannel(job.sab, { ...services, stdio: stdioService });
+  const server = serveChannel(job.sab, { ...services, stdio: stdioService(out) });
   return new Promise<RunResult>((resolve) => {
     const finish = (r: RunResult, reusable: boolean) => {
       w.off("message", onMessage);

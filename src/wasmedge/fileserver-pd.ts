@@ -39,8 +39,6 @@ import {
   seL4_CanWrite,
   seL4_CapInitThreadASIDPool,
   seL4_CapInitThreadCNode,
-  seL4_CapInitThreadTCB,
-  seL4_DebugNameThread,
   seL4_GetMR,
   seL4_MessageInfo_get_label,
   seL4_MessageInfo_new,
@@ -48,14 +46,7 @@ import {
   seL4_ReplyRecv,
   seL4_SetMR,
 } from "../pd/libsel4.js";
-import {
-  seL4_ARM_ASIDPool_Assign,
-  seL4_CNode_Copy,
-  seL4_CNode_Mint,
-  seL4_SchedControl_ConfigureFlags,
-  seL4_TCB_Configure,
-  seL4_TCB_SetSchedParams,
-} from "../pd/libsel4-invocations.js";
+import { seL4_ARM_ASIDPool_Assign, seL4_CNode_Copy, seL4_CNode_Mint } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
 import {
   check,
@@ -64,10 +55,10 @@ import {
   type LoadedPD,
   type LoadedSystem,
   PD_CNODE_BITS,
-  PD_IPC_BUFFER_VADDR,
   REPLY_CAP,
 } from "../system/loader.js";
 import { FileServer, type FsRequest } from "./fileserver.js";
+import { configureRuntimeThread } from "./runtime-thread.js";
 import type { Preopen } from "./types.js";
 
 export const FS_REQ = 1;
@@ -267,53 +258,14 @@ export function* buildFileServerPD(
       );
     }
   }
-  const ipc = yield* a.alloc(u, ObjectType.SmallPage);
-  check(
-    "mapping its IPC buffer",
+  yield* configureRuntimeThread(
+    u,
+    a,
+    rt,
     name,
-    yield* mapPage(
-      u,
-      a,
-      ipc,
-      PD_IPC_BUFFER_VADDR,
-      seL4_CanRead | seL4_CanWrite,
-      seL4_ARM_Default_VMAttributes,
-      vspace,
-    ),
+    { tcb, sc, cnode, vspace },
+    Math.min(254, rt.pd.priority + 1),
   );
-  check(
-    "TCB_Configure",
-    name,
-    yield* seL4_TCB_Configure(u, tcb, cnode, 0, vspace, 0, PD_IPC_BUFFER_VADDR, ipc),
-  );
-  check(
-    "SchedControl_ConfigureFlags",
-    name,
-    yield* seL4_SchedControl_ConfigureFlags(
-      u,
-      a.schedControl + rt.pd.cpu,
-      sc,
-      rt.pd.budget,
-      rt.pd.period,
-      0,
-      0,
-      0,
-    ),
-  );
-  check(
-    "TCB_SetSchedParams",
-    name,
-    yield* seL4_TCB_SetSchedParams(
-      u,
-      tcb,
-      seL4_CapInitThreadTCB,
-      Math.min(254, rt.pd.priority + 1),
-      Math.min(254, rt.pd.priority + 1),
-      sc,
-      0,
-    ),
-  );
-  yield* seL4_DebugNameThread(u, tcb, name);
   check("starting it", name, yield* startThread(u, tcb, 0));
   return { tcb: k.rootCNode.slot(tcb).cap.obj as TCB, tcbCap: tcb };
 }

@@ -61,8 +61,6 @@ import {
   seL4_CanWrite,
   seL4_CapInitThreadASIDPool,
   seL4_CapInitThreadCNode,
-  seL4_CapInitThreadTCB,
-  seL4_DebugNameThread,
   seL4_GetMR,
   type seL4_MessageInfo,
   seL4_MessageInfo_get_label,
@@ -78,10 +76,7 @@ import {
   seL4_CNode_Copy,
   seL4_CNode_Mint,
   seL4_IRQHandler_Ack,
-  seL4_SchedControl_ConfigureFlags,
   seL4_TCB_BindNotification,
-  seL4_TCB_Configure,
-  seL4_TCB_SetSchedParams,
 } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
 import {
@@ -94,10 +89,10 @@ import {
   type LoadedPD,
   type LoadedSystem,
   PD_CNODE_BITS,
-  PD_IPC_BUFFER_VADDR,
   REPLY_CAP,
 } from "../system/loader.js";
 import { isNetOp, type NetRequest, type NetResponse, NetServer, type NetServerOptions } from "./netserver.js";
+import { configureRuntimeThread } from "./runtime-thread.js";
 
 export const NET_REQ = 1;
 export const NET_REQ_PART = 2;
@@ -444,46 +439,14 @@ export function* buildNetServerPD(
       );
     }
   }
-  const ipc = yield* a.alloc(u, ObjectType.SmallPage);
-  check(
-    "mapping its IPC buffer",
+  yield* configureRuntimeThread(
+    u,
+    a,
+    rt,
     name,
-    yield* mapPage(
-      u,
-      a,
-      ipc,
-      PD_IPC_BUFFER_VADDR,
-      seL4_CanRead | seL4_CanWrite,
-      seL4_ARM_Default_VMAttributes,
-      vspace,
-    ),
+    { tcb, sc, cnode, vspace },
+    Math.min(254, rt.pd.priority + 1),
   );
-  check(
-    "TCB_Configure",
-    name,
-    yield* seL4_TCB_Configure(u, tcb, cnode, 0, vspace, 0, PD_IPC_BUFFER_VADDR, ipc),
-  );
-  check(
-    "SchedControl_ConfigureFlags",
-    name,
-    yield* seL4_SchedControl_ConfigureFlags(
-      u,
-      a.schedControl + rt.pd.cpu,
-      sc,
-      rt.pd.budget,
-      rt.pd.period,
-      0,
-      0,
-      0,
-    ),
-  );
-  const prio = Math.min(254, rt.pd.priority + 1);
-  check(
-    "TCB_SetSchedParams",
-    name,
-    yield* seL4_TCB_SetSchedParams(u, tcb, seL4_CapInitThreadTCB, prio, prio, sc, 0),
-  );
-  yield* seL4_DebugNameThread(u, tcb, name);
   check("starting it", name, yield* startThread(u, tcb, 0));
   return { tcb: k.rootCNode.slot(tcb).cap.obj as TCB, tcbCap: tcb };
 }

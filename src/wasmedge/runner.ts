@@ -28,6 +28,7 @@
  * passes `fileService` and `netService` instead: its file-server and network PDs, reached over
  * kernel IPC (runtime-pd.ts, netserver-pd.ts).
  */
+import type { AppThreadRunner } from "./app-threads.js";
 import { cancelledRun, FUEL_CHUNK, runInWorker, TRAP_EXIT_CODE, trapOf } from "./appworker.js";
 import { FileServer } from "./fileserver.js";
 import { NetServer, type NetServerOptions } from "./netserver.js";
@@ -59,6 +60,12 @@ export interface RunExtras {
    * and closes what the run left open when the runtime PD ends the session.
    */
   netService?: AnyService;
+  /**
+   * Run on this application thread, a kernel thread of a runtime PD (app-threads.ts), instead of
+   * a worker of the pool: the module then always carries the fuel checks, which are its
+   * preemption checks (and meter too when limits or gas statistics ask for it).
+   */
+  appThread?: AppThreadRunner;
 }
 
 export async function runWasi(wasm: Uint8Array, opts: RunOptions & RunExtras): Promise<RunResult> {
@@ -83,13 +90,14 @@ export async function runWasi(wasm: Uint8Array, opts: RunOptions & RunExtras): P
     let bytes = wasm;
     const prepared = opts.prepared;
     sigs = prepared?.exports ?? exportedFunctions(bytes);
-    if (prepared !== undefined && (prepared.instrumented || !metering)) {
+    const checks = metering || opts.appThread !== undefined;
+    if (prepared !== undefined && (prepared.instrumented || !checks)) {
       // The cache (cache.ts) already applied the memory limit and, for a metered run, the fuel
       // checks: nothing to rewrite or compile. The fuel is set after instantiation.
       module = prepared.module;
     } else {
       if (limits.memoryPageLimit !== undefined) bytes = limitMemory(bytes, limits.memoryPageLimit);
-      if (metering) {
+      if (checks) {
         // Loaded only when needed: Binaryen costs about 0.3 s to load.
         const { instrumentPreemption } = await import("../pd/wasm/instrument.js");
         const initialFuel = Math.min(FUEL_CHUNK, limits.gasLimit ?? FUEL_CHUNK);
@@ -119,7 +127,8 @@ export async function runWasi(wasm: Uint8Array, opts: RunOptions & RunExtras): P
     handle: ((req: Parameters<StdinService["handle"]>[0]) => stdin.handle(req)) as AnyService["handle"],
   };
   try {
-    const r = await runInWorker(
+    const run = opts.appThread?.run ?? runInWorker;
+    const r = await run(
       {
         module,
         args: opts.args,

@@ -59,6 +59,8 @@ import { readFileSync } from "node:fs";
 import { deserialize, serialize } from "node:v8";
 import type { Kernel } from "../kernel/state.js";
 import type { TCB } from "../kernel/structures.js";
+import { SeL4Error } from "../kernel/types.js";
+import { startThread } from "../pd/alloc.js";
 import {
   type Sel4Gen,
   seL4_Call,
@@ -75,6 +77,7 @@ import { RingRegion } from "../platform/ring.js";
 import type { PDRuntime, RuntimeHooks } from "../system/boot.js";
 import {
   BASE_OUTPUT_NOTIFICATION_CAP,
+  check,
   giveIrq,
   INPUT_CAP,
   LoadError,
@@ -82,6 +85,16 @@ import {
   type LoadedSystem,
 } from "../system/loader.js";
 import type { SdfProtectionDomain, SystemDescription } from "../system/sdf-types.js";
+import {
+  APP_NTFN_BASE,
+  APP_TCB_BASE,
+  AppThreadPool,
+  appThreadProgram,
+  type BuiltAppThread,
+  buildAppThreads,
+  MAX_APP_THREADS,
+} from "./app-threads.js";
+import { defaultCache, ModuleCache } from "./cache.js";
 import {
   type BuiltFileServer,
   buildFileServerPD,
@@ -112,7 +125,7 @@ import {
 import { networkPolicy, runWasi } from "./runner.js";
 import { type RuntimeConfig, runtimeConfigs } from "./runtime-config.js";
 import type { AnyService } from "./service.js";
-import type { RunResult } from "./types.js";
+import type { PreparedModule, RunResult } from "./types.js";
 import { defaultRun, VmJobServer } from "./vm-jobs.js";
 
 // The configuration lives in runtime-config.ts; importers of this module keep finding it here.
@@ -133,6 +146,14 @@ interface Queued {
   reject: (e: Error) => void;
 }
 
+/** A syscall the runtime PD's thread makes for one of its application threads. */
+interface AppThreadOp {
+  op: "start" | "signal";
+  thread: number;
+  /** For "start": the thread's program entry. */
+  entry: number;
+}
+
 /**
  * What the applications' callbacks hand the runtime PD's thread (see the top of this file), and
  * what that thread keeps between wakes. Sessions are numbered from 0 for the applications, then
@@ -146,6 +167,8 @@ class RequestQueue {
   readonly pendingNet = new Map<number, Queued>();
   /** Sessions that have sent the network PD a request (only those are closed there). */
   readonly netSessions = new Set<number>();
+  /** Syscalls for the application threads (app-threads.ts, AppThreadOps). */
+  readonly ops: AppThreadOp[] = [];
   constructor(
     readonly wake: () => void,
     public nextSession: number,
@@ -160,6 +183,13 @@ class RequestQueue {
           this.wake();
         })) as AnyService["handle"],
     };
+  }
+
+  kernelOp(op: AppThreadOp): void {
+    // A signal already queued for the thread covers this one (the notification keeps one bit).
+    if (op.op === "signal" && this.ops.some((o) => o.op === "signal" && o.thread === op.thread)) return;
+    this.ops.push(op);
+    this.wake();
   }
 
   close(session: number, fs: boolean, closed?: () => void): void {
@@ -187,6 +217,10 @@ export interface RuntimePD {
   netServerTcb: TCB;
   /** The network PD's counters. */
   netServer: NetServerStats;
+  /** Its application threads (app-threads.ts): the configured applications', then the VM jobs'. */
+  appThreads: { name: string; tcb: TCB }[];
+  /** The threads whose workers load at boot (the configured applications'). */
+  preload: TCB[];
   /**
    * A new session of the network PD, reached exactly as an application's sock_* calls reach it
    * (the runtime PD's queue, then IPC): for tests and tools that check what applications can do.
@@ -239,6 +273,24 @@ export interface RuntimeKernelObjects {
   netServer: BuiltNetServer;
   /** The spare interrupt line of the network PD's doorbell. */
   netLine: number;
+  /**
+   * Its application threads (app-threads.ts): one per application of `capvisor:apps`, in order,
+   * then VM_JOB_THREADS for the jobs of its cross-VM channel, when it has one.
+   */
+  appThreads: BuiltAppThread[];
+}
+
+/**
+ * Application threads for the jobs of a cross-VM channel: as many as the channel device has slots
+ * (docs/vm-channel.md), so every job a guest can have open runs at once.
+ */
+export const VM_JOB_THREADS = 16;
+
+/** The names of runtime PD `pd`'s application threads, in slot order (see appThreads above). */
+export function appThreadNames(pd: string, config: RuntimeConfig): string[] {
+  const names = config.apps.map((a) => `${pd}/${a.name}`);
+  if (config.vmChannel !== null) for (let i = 1; i <= VM_JOB_THREADS; i++) names.push(`${pd}/job-${i}`);
+  return names;
 }
 
 /**
@@ -264,7 +316,16 @@ export function* buildRuntimeKernelObjects(
     const fileServer = yield* buildFileServerPD(u, k, loaded, rt, RUNTIME_FS_EP, rt.index + 1);
     yield* giveIrq(u, loaded.alloc, rt.pd.name, line, rt.ntfnCap, WAKE_BADGE, rt.cnodeCap, RUNTIME_WAKE);
     const netServer = yield* buildNetServerPD(u, k, loaded, rt, RUNTIME_NET_EP, rt.index + 1, netLine);
-    out.push({ rt, config: configs.get(rt.pd)!, fileServer, wakeLine: line, netServer, netLine });
+    const config = configs.get(rt.pd)!;
+    const names = appThreadNames(rt.pd.name, config);
+    if (names.length > MAX_APP_THREADS)
+      throw new LoadError(
+        `${sys.file}:${rt.pd.loc.line}:${rt.pd.loc.column}: <protection_domain>: PD "${rt.pd.name}": ` +
+          `${names.length} application threads, at most ${MAX_APP_THREADS} (applications` +
+          `${config.vmChannel !== null ? `, plus ${VM_JOB_THREADS} for the VM's jobs` : ""}); split the applications over more runtime PDs`,
+      );
+    const appThreads = yield* buildAppThreads(u, k, loaded, rt, names);
+    out.push({ rt, config, fileServer, wakeLine: line, netServer, netLine, appThreads });
   }
   return out;
 }
@@ -311,7 +372,18 @@ export function* buildRuntimePDs(
       finish = r;
     });
     const q = new RequestQueue(() => hooks.raise(built.wakeLine), config.apps.length);
-    hooks.native(rt.tcb, runtimeProgram(hooks.context(rt.tcb), rt, config, shm, q, hooks, finish));
+    // Each application thread's worker program; the configured applications' threads are set at
+    // their entry now (not resumed), so that their workers load with the system's PDs.
+    const programs = built.appThreads.map((t) => appThreadProgram(t.name));
+    const entries = programs.map((p) => hooks.program(p.program));
+    for (const [i, t] of built.appThreads.entries())
+      if (i < config.apps.length)
+        check("setting its entry", t.name, yield* startThread(u, t.tcbCap, entries[i]!, [], false));
+    const pool = new AppThreadPool(programs, {
+      start: (i) => q.kernelOp({ op: "start", thread: i, entry: entries[i]! }),
+      signal: (i) => q.kernelOp({ op: "signal", thread: i, entry: 0 }),
+    });
+    hooks.native(rt.tcb, runtimeProgram(hooks.context(rt.tcb), rt, config, shm, q, hooks, pool, finish));
     out.push({
       name: rt.pd.name,
       config,
@@ -320,6 +392,8 @@ export function* buildRuntimePDs(
       fileServer: stats,
       netServerTcb: net.tcb,
       netServer: netStats,
+      appThreads: built.appThreads.map((t) => ({ name: t.name, tcb: t.tcb })),
+      preload: built.appThreads.slice(0, config.apps.length).map((t) => t.tcb),
       netSession: () => {
         const session = q.nextSession++;
         const net = q.service("net", session);
@@ -373,8 +447,11 @@ function* runtimeProgram(
   shm: { fs: Uint8Array; net: Uint8Array },
   q: RequestQueue,
   hooks: RuntimeHooks,
+  pool: AppThreadPool,
   finish: (r: RunResult[]) => void,
 ): Sel4Gen<void> {
+  // Modules are instrumented once (the fuel checks are their preemption checks) and kept on disk.
+  const cache = defaultCache();
   // The applications start when the kernel first runs this thread.
   const runs = config.apps.map(async (app, session) => {
     const label = `${rt.pd.name}/${app.name}`;
@@ -382,7 +459,16 @@ function* runtimeProgram(
     const err = lineSplitter((l) => hooks.onLine(label, l));
     let r: RunResult;
     try {
-      r = await runWasi(readFileSync(app.path), {
+      const bytes = readFileSync(app.path);
+      let prepared: PreparedModule | undefined;
+      try {
+        prepared = (await cache.prepare(bytes)).prepared;
+      } catch {
+        // Not a valid module: runWasi reports what is wrong the way `capvisor run` does.
+      }
+      r = await runWasi(bytes, {
+        ...(prepared !== undefined ? { prepared } : {}),
+        appThread: pool.runner([session]),
         args: app.args,
         env: config.env,
         preopens: config.preopens,
@@ -411,6 +497,8 @@ function* runtimeProgram(
   let notifyVm = false;
   if (config.vmChannel !== null) {
     let jobs = 0;
+    const jobThreads = pool.runner(Array.from({ length: VM_JOB_THREADS }, (_, i) => config.apps.length + i));
+    const jobCache = new ModuleCache({ dir: null });
     vmJobs = new VmJobServer(new RingRegion(hooks.region(config.vmChannel.ring)), {
       notify: () => {
         notifyVm = true;
@@ -421,6 +509,8 @@ function* runtimeProgram(
         const n = ++jobs;
         hooks.onLine(rt.pd.name, `job ${n} from the VM: ${args.join(" ")} (${module.length} bytes)`);
         const run = defaultRun({
+          appThread: jobThreads,
+          cache: jobCache,
           env: config.env,
           preopens: config.preopens,
           fileService: q.service("fs", session),
@@ -466,7 +556,20 @@ function* runtimeProgram(
         else r.reject(new Error(`network PD: ${c.err}`));
       }
     }
-    while (q.queue.length > 0 || q.closing.length > 0) {
+    while (q.queue.length > 0 || q.closing.length > 0 || q.ops.length > 0) {
+      const op = q.ops.shift();
+      if (op !== undefined) {
+        if (op.op === "signal") yield* seL4_Signal(u, APP_NTFN_BASE + op.thread);
+        else {
+          const err = yield* startThread(u, APP_TCB_BASE + op.thread, op.entry);
+          if (err !== SeL4Error.NoError)
+            hooks.onEvent(
+              rt.pd.name,
+              `starting application thread ${op.thread}: seL4 error ${SeL4Error[err]}`,
+            );
+        }
+        continue;
+      }
       const r = q.queue.shift();
       if (r !== undefined) {
         try {
@@ -512,4 +615,5 @@ export const wasmedgeRuntime: PDRuntime<RuntimePD> = {
   },
   build: (u, k, sys, loaded, hooks) => buildRuntimePDs(u, k, sys, loaded, runtimeConfigs(sys), hooks),
   threads: (r) => [r.tcb, r.fileServerTcb, r.netServerTcb],
+  preload: (r) => r.preload,
 };

@@ -62,12 +62,26 @@ export function createChannelBuffer(): SharedArrayBuffer {
   return new SharedArrayBuffer(CTL_WORDS * 4 + 2 * BLOCK_BYTES);
 }
 
+/**
+ * How a worker sleeps until the main thread moves the state word (index 0 of `ctl`) away from
+ * `state`. By default a plain Atomics.wait; an application that is a kernel thread (app-thread.ts)
+ * blocks in the kernel instead, so its core goes to other threads while it waits.
+ */
+export type BlockUntilMoved = (ctl: Int32Array, state: number) => void;
+
+const waitUntilMoved: BlockUntilMoved = (ctl, state) => {
+  while (Atomics.load(ctl, STATE) === state) Atomics.wait(ctl, STATE, state);
+};
+
 /** The worker's end: synchronous calls. */
 export class ChannelClient {
   private readonly ctl: Int32Array;
   private readonly req: Uint8Array;
   private readonly res: Uint8Array;
-  constructor(sab: SharedArrayBuffer) {
+  constructor(
+    sab: SharedArrayBuffer,
+    private readonly block: BlockUntilMoved = waitUntilMoved,
+  ) {
     ({ ctl: this.ctl, req: this.req, res: this.res } = views(sab));
   }
 
@@ -103,7 +117,7 @@ export class ChannelClient {
   private ring(state: number): void {
     Atomics.store(this.ctl, STATE, state);
     Atomics.notify(this.ctl, STATE);
-    while (Atomics.load(this.ctl, STATE) === state) Atomics.wait(this.ctl, STATE, state);
+    this.block(this.ctl, state);
   }
 }
 
@@ -128,6 +142,8 @@ export type AnyService = Service<never, unknown>;
 export function serveChannel(
   sab: SharedArrayBuffer,
   services: Record<string, AnyService>,
+  /** Called after each move of the state the worker waits for (a kernel thread's wake-up). */
+  onMoved?: () => void,
 ): { close(): void } {
   const { ctl, req, res } = views(sab);
   let closed = false;
@@ -145,6 +161,7 @@ export function serveChannel(
     if (sent >= out!.length) out = null;
     Atomics.store(ctl, STATE, S_RESPONSE);
     Atomics.notify(ctl, STATE);
+    onMoved?.();
   };
 
   const dispatch = async (msg: Buffer): Promise<Answer> => {
@@ -168,6 +185,7 @@ export function serveChannel(
         if (got < ctl[TOTAL]!) {
           Atomics.store(ctl, STATE, S_ACK);
           Atomics.notify(ctl, STATE);
+          onMoved?.();
           continue;
         }
         const msg = Buffer.concat(parts);

@@ -21,6 +21,7 @@ import {
   RingError,
   type RingRegion,
 } from "../platform/ring.js";
+import type { AppThreadRunner } from "./app-threads.js";
 import { ModuleCache } from "./cache.js";
 import { type RunExtras, runWasi } from "./runner.js";
 import type { Preopen, PreparedModule, RunLimits, RunOptions } from "./types.js";
@@ -358,6 +359,13 @@ export interface GuestRunSettings {
   fileService?: RunOptions["fileService"];
   /** The network PD's service, as runWasi's netService (runner.ts). */
   netService?: RunExtras["netService"];
+  /**
+   * Where each job runs: on the runtime PD's application threads (app-threads.ts). Without it,
+   * in a worker of the process's pool.
+   */
+  appThread?: AppThreadRunner;
+  /** The compiled modules kept by hash (default: one cache per defaultRun). */
+  cache?: ModuleCache;
 }
 
 /**
@@ -367,11 +375,12 @@ export interface GuestRunSettings {
  */
 export function defaultRun(settings: GuestRunSettings): RunJob {
   // Guests send the same modules again and again: compile each once (by its hash, in memory).
-  const cache = new ModuleCache({ dir: null });
+  const cache = settings.cache ?? new ModuleCache({ dir: null });
   return async (module, args, io, signal) => {
     let prepared: PreparedModule | undefined;
     try {
-      prepared = (await cache.prepare(module, { instrument: false })).prepared;
+      // On an application thread the fuel checks are its preemption checks.
+      prepared = (await cache.prepare(module, { instrument: settings.appThread !== undefined })).prepared;
     } catch {
       // Not a valid module: runWasi reports what is wrong the way `capvisor run` does.
     }
@@ -383,6 +392,7 @@ export function defaultRun(settings: GuestRunSettings): RunJob {
       stdout: (b) => io.stdout(b),
       stderr: (b) => io.stderr(b),
       signal,
+      ...(settings.appThread ? { appThread: settings.appThread } : {}),
       ...(settings.limits ? { limits: settings.limits } : {}),
       ...(settings.fileService ? { fileService: settings.fileService } : {}),
       ...(settings.netService ? { netService: settings.netService } : {}),

@@ -18,6 +18,7 @@ import { type BootedSystem, bootSystem } from "../../src/system/boot.js";
 import { INPUT_CAP, LoadError, MONITOR_EP, REPLY_CAP } from "../../src/system/loader.js";
 import { loadSdf } from "../../src/system/sdf.js";
 import { type VmmPD, vmmRuntime } from "../../src/vmm/vmm-pd.js";
+import { APP_NTFN_BASE, APP_TCB_BASE } from "../../src/wasmedge/app-threads.js";
 import {
   RUNTIME_FS_EP,
   RUNTIME_NET_EP,
@@ -115,8 +116,9 @@ test("a runtime PD runs its applications, and their files come from its file-ser
   assert.equal(rt.fileServerTcb.name, "runtime.fs");
   assert.equal(rt.fileServerTcb.state, ThreadState.BlockedOnReceive);
   // The runtime PD's CSpace holds exactly: its notification, its Reply, the monitor endpoint,
-  // the badged endpoint to its file server, the IRQHandler of its doorbell and the badged
-  // endpoint to its network PD (test/wasmedge/netserver-pd.test.ts checks that one).
+  // the badged endpoint to its file server, the IRQHandler of its doorbell, the badged
+  // endpoint to its network PD (test/wasmedge/netserver-pd.test.ts checks that one), and for
+  // each of its two applications the TCB of its application thread and Write on its notification.
   const rtPd = sys.loaded.pds.find((p) => p.pd.name === "runtime")!;
   const caps = cspace(rt.tcb);
   assert.deepEqual(
@@ -128,8 +130,32 @@ test("a runtime PD runs its applications, and their files come from its file-ser
       [RUNTIME_FS_EP, "Endpoint"],
       [RUNTIME_WAKE, "IRQHandler"],
       [RUNTIME_NET_EP, "Endpoint"],
+      [APP_TCB_BASE, "Thread"],
+      [APP_TCB_BASE + 1, "Thread"],
+      [APP_NTFN_BASE, "Notification"],
+      [APP_NTFN_BASE + 1, "Notification"],
     ],
   );
+  // Each application ran on a kernel thread of its own, one priority below the runtime PD, with
+  // the runtime PD's budget; it holds nothing but Read on its own notification (the one the
+  // runtime PD signals), and having finished it is Inactive, waiting for the next application.
+  assert.deepEqual(
+    rt.appThreads.map((t) => t.name),
+    ["runtime/hello", "runtime/readfile"],
+  );
+  for (const [i, { tcb }] of rt.appThreads.entries()) {
+    assert.equal(tcb.state, ThreadState.Inactive);
+    assert.equal(tcb.priority, rtPd.pd.priority - 1);
+    assert.ok(tcb.sc !== null, "an application thread has its own scheduling context");
+    assert.notEqual(tcb.sc, rt.tcb.sc);
+    assert.equal(caps.get(APP_TCB_BASE + i)!.obj, tcb);
+    const own = cspace(tcb);
+    assert.deepEqual(
+      [...own.entries()].map(([slot, c]) => [slot, CapType[c.type], c.rights]),
+      [[INPUT_CAP, "Notification", 2]],
+    );
+    assert.equal(own.get(INPUT_CAP)!.obj, caps.get(APP_NTFN_BASE + i)!.obj);
+  }
   const fsCap = caps.get(RUNTIME_FS_EP)!;
   assert.equal(fsCap.badgeLo, rtPd.index + 1);
   assert.equal(fsCap.rights & 2, 0, "the runtime PD cannot receive on its file server's endpoint");

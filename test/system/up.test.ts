@@ -46,7 +46,13 @@ test("hello: a PD prints from init() and then waits for events", async () => {
   running.push(r.sys);
   assert.deepEqual(r.lines, ["hello: hello, world"]);
   await new Promise((res) => setTimeout(res, 50));
-  assert.deepEqual(r.sys.status(), [{ name: "hello", state: "BlockedOnNotification", core: 0 }]);
+  const status = r.sys.status();
+  assert.deepEqual(
+    status.map(({ name, state, core }) => ({ name, state, core })),
+    [{ name: "hello", state: "BlockedOnNotification", core: 0 }],
+  );
+  // Its worker's host thread (a Linux tid), to watch with top -H or chrt -p.
+  assert.ok(status[0]!.hostThread > 0);
 });
 
 test("ping-pong: protected calls to a passive server, then a notification", async () => {

@@ -287,7 +287,14 @@ test("default.system: examples/default.policy.yaml holds", async () => {
   assert.ok(r.some((p) => p.property === "irq:255 -> wasmedge only [signal]"));
   assert.ok(r.some((p) => p.property === "vmm -> irq:32 only [control]"));
   assert.ok(r.some((p) => p.property === "linux -> vmm only [call]"));
-  assert.equal(r.length, 15);
+  // The pattern lines cover each of the sixteen threads of the VM's jobs, both ways.
+  for (let j = 1; j <= 16; j++) {
+    assert.ok(
+      r.some((p) => p.property === `wasmedge -> wasmedge/job-${j} only [read, write, signal, control]`),
+    );
+    assert.ok(r.some((p) => p.property === `wasmedge/job-${j} -> wasmedge only [read, write]`));
+  }
+  assert.equal(r.length, 15 + 2 * 16);
   for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
 });
 
@@ -476,6 +483,8 @@ test("wasmedge-pd: the file server and the doorbell line are domains, with the r
     "runtime",
     "runtime.fs",
     "runtime.net",
+    "runtime/hello",
+    "runtime/readfile",
     "irq:254",
     "irq:255",
     "monitor",
@@ -520,9 +529,11 @@ test("wasmedge-pd: the file server and the doorbell line are domains, with the r
   const m = formatMatrix(graph).split("\n");
   assert.match(
     m[0]!,
-    /^from\\to\s+hello\s+runtime\s+runtime\.fs\s+runtime\.net\s+irq:254\s+irq:255\s+monitor\s*$/,
+    /^from\\to\s+hello\s+runtime\s+runtime\.fs\s+runtime\.net\s+runtime\/hello\s+runtime\/readfile\s+irq:254\s+irq:255\s+monitor\s*$/,
   );
-  assert.match(m[1]!, /^hello\s+\\\s+\.\s+\.\s+\.\s+\.\s+\.\s+c\s*$/);
+  assert.match(m[1]!, /^hello\s+\\\s+\.\s+\.\s+\.\s+\.\s+\.\s+\.\s+\.\s+c\s*$/);
+  // An application thread reaches only its runtime PD, through the page of its request channel.
+  assert.match(m[5]!, /^runtime\/hello\s+\.\s+rw\s+\.\s+\.\s+\\\s+\.\s+\.\s+\.\s+\.\s*$/);
 });
 
 test("wasmedge-pd: only the runtime PD reaches its file server, and hello is isolated from it", async () => {
@@ -615,7 +626,11 @@ test("wasmedge-pd: a policy isolating the file server from every other PD is PRO
   runtime.net -> runtime: [read, write, signal]
   runtime.net -> irq:254: [control]
   irq:254 -> runtime.net: [signal]
+  runtime -> runtime/*: [read, write, signal, control]
+  runtime/* -> runtime: [read, write]
 isolate:
+  - hello -> runtime/*
+  - runtime/* -> hello
   - hello -> runtime.fs
   - runtime.fs -> hello
   - irq:255 -> hello
@@ -627,6 +642,9 @@ isolate:
   assert.ok(r.some((p) => p.property === "no information path hello => runtime.fs"));
   assert.ok(r.some((p) => p.property === "no information path runtime.fs => hello"));
   assert.ok(r.some((p) => p.property === "no information path runtime.net => hello"));
+  // A pattern stands for each domain it matches.
+  assert.ok(r.some((p) => p.property === "no information path hello => runtime/readfile"));
+  assert.ok(r.some((p) => p.property === "runtime -> runtime/hello only [read, write, signal, control]"));
   for (const p of r) assert.equal(p.verdict, "PROVED", p.property);
 });
 
@@ -636,6 +654,7 @@ test("default.system: the Linux VM reaches wasmedge.fs only through vmm and the 
     "wasmedge",
     "wasmedge.fs",
     "wasmedge.net",
+    ...Array.from({ length: 16 }, (_, i) => `wasmedge/job-${i + 1}`),
     "vmm",
     "linux",
     "irq:32",

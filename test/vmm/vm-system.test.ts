@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { ThreadState } from "../../src/kernel/types.js";
 import { type BootedSystem, bootSystem } from "../../src/system/boot.js";
 import { type VmmPD, vmmRuntime } from "../../src/vmm/vmm-pd.js";
 import { type RuntimePD, wasmedgeRuntime } from "../../src/wasmedge/runtime-pd.js";
@@ -62,6 +63,18 @@ test("from the Linux shell, a .wasm file with arguments runs in the WasmEdge PD:
     lines.join("\n"),
   );
   assert.ok(vmm.stats.doorbells > 0);
+  // The job ran on one of the WasmEdge PD's application threads, a kernel thread that the kernel
+  // scheduled (its scheduling context was charged) and that exited when the job ended.
+  const rt = sys.runtimes.find((r): r is RuntimePD => "appThreads" in r)!;
+  const ran = rt.appThreads.filter((t) => t.tcb.sc!.consumed > 0);
+  assert.ok(ran.length >= 1, "a job thread ran");
+  for (const t of ran) {
+    assert.match(t.name, /^wasmedge\/job-\d+$/);
+    // It posts the result just before it exits.
+    for (let i = 0; i < 100 && t.tcb.state !== ThreadState.Inactive; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.equal(t.tcb.state, ThreadState.Inactive);
+  }
 });
 
 test("the job's files are the WasmEdge PD's preopens, and nothing else", async () => {

@@ -29,6 +29,7 @@ import { INPUT_CAP, MONITOR_EP, REPLY_CAP } from "../../src/system/loader.js";
 import { loadSdf } from "../../src/system/sdf.js";
 import { analyseSystem, kindsBetween } from "../../src/verify/authority.js";
 import { formatMatrix } from "../../src/verify/command.js";
+import { APP_NTFN_BASE, APP_TCB_BASE } from "../../src/wasmedge/app-threads.js";
 import type { NetResponse } from "../../src/wasmedge/netserver.js";
 import { SE } from "../../src/wasmedge/netserver.js";
 import { NET_READY_BADGE, NETPD_IRQ, NETPD_READY } from "../../src/wasmedge/netserver-pd.js";
@@ -234,8 +235,9 @@ test("an echo server and client in a runtime PD: every socket call through the n
 test("the runtime PD reaches the network only by a badged endpoint cap; the network PD holds least authority", () => {
   const rtPd = sys.loaded.pds.find((p) => p.pd.name === "runtime")!;
   const caps = cspace(rt.tcb);
-  // Nothing in the runtime PD's CSpace but the loader's caps and the runtime's three: no cap to
-  // any object of the network PD's but its endpoint, and no host access of its own.
+  // Nothing in the runtime PD's CSpace but the loader's caps, the runtime's three and its two
+  // application threads' TCBs and notifications: no cap to any object of the network PD's but
+  // its endpoint, and no host access of its own.
   assert.deepEqual(
     [...caps.entries()].map(([slot, c]) => [slot, CapType[c.type]]),
     [
@@ -245,6 +247,10 @@ test("the runtime PD reaches the network only by a badged endpoint cap; the netw
       [RUNTIME_FS_EP, "Endpoint"],
       [RUNTIME_WAKE, "IRQHandler"],
       [RUNTIME_NET_EP, "Endpoint"],
+      [APP_TCB_BASE, "Thread"],
+      [APP_TCB_BASE + 1, "Thread"],
+      [APP_NTFN_BASE, "Notification"],
+      [APP_NTFN_BASE + 1, "Notification"],
     ],
   );
   const netCap = caps.get(RUNTIME_NET_EP)!;
@@ -408,7 +414,16 @@ test("a malformed request fails with a message naming it, and breaks nothing els
 
 test("capvisor verify: the network PD is a domain `runtime.net`, reached only by the runtime PD", async () => {
   const graph = analyseSystem(await loadSdf(system, { cores: 64 }));
-  assert.deepEqual(graph.domains, ["runtime", "runtime.fs", "runtime.net", "irq:254", "irq:255", "monitor"]);
+  assert.deepEqual(graph.domains, [
+    "runtime",
+    "runtime.fs",
+    "runtime.net",
+    "runtime/echo_server",
+    "runtime/echo_client",
+    "irq:254",
+    "irq:255",
+    "monitor",
+  ]);
   assert.deepEqual(graph.netServers, ["runtime.net"]);
   assert.deepEqual(kindsBetween(graph, "runtime", "runtime.net"), ["read", "write", "call"]);
   assert.deepEqual(kindsBetween(graph, "runtime.net", "runtime"), ["read", "write", "signal"]);
@@ -419,6 +434,9 @@ test("capvisor verify: the network PD is a domain `runtime.net`, reached only by
   assert.deepEqual(kindsBetween(graph, "runtime.fs", "runtime.net"), []);
   assert.deepEqual(kindsBetween(graph, "runtime.net", "runtime.fs"), []);
   const m = formatMatrix(graph).split("\n");
-  assert.match(m[0]!, /^from\\to\s+runtime\s+runtime\.fs\s+runtime\.net\s+irq:254\s+irq:255\s+monitor\s*$/);
-  assert.match(m[3]!, /^runtime\.net\s+rws\s+\.\s+\\\s+C\s+\.\s+\.\s*$/);
+  assert.match(
+    m[0]!,
+    /^from\\to\s+runtime\s+runtime\.fs\s+runtime\.net\s+runtime\/echo_server\s+runtime\/echo_client\s+irq:254\s+irq:255\s+monitor\s*$/,
+  );
+  assert.match(m[3]!, /^runtime\.net\s+rws\s+\.\s+\\\s+\.\s+\.\s+C\s+\.\s+\.\s*$/);
 });

@@ -1,0 +1,16 @@
+/*
+ * A WASI application that never yields: it says so, then spins for ever without a system call.
+ * The runtime PD runs it on an application thread of its own (src/wasmedge/app-threads.ts), so the
+ * kernel preempts it at its fuel checks and holds it to its scheduling context's budget, as it does
+ * `while (1) {}` in a Wasm PD. Built into build/examples/wasmedge-pd/spin.wasm by build.sh.
+ */
+#include <stdio.h>
+
+int main(void)
+{
+    volatile unsigned long n = 0;
+    printf("spinning\n");
+    fflush(stdout);
+    for (;;)
+        n++;
+}

@@ -1,0 +1,123 @@
+/**
+ * The worker of an application thread: a kernel thread of a runtime PD (app-threads.ts) whose
+ * code is one WASI application at a time. It speaks the platform's channel protocol
+ * (platform/channel.ts) like a Wasm PD's worker, so the kernel schedules it like any thread:
+ * - it runs only while the kernel has its thread on a core, and its module carries the fuel
+ *   checks of the preemption instrumentation, where it enters the kernel when the platform asks
+ *   (PREEMPT) or its core's timer deadline passed (budget end, a higher priority released);
+ * - a request to its services (files, sockets, stdio: the channel of service.ts) blocks the
+ *   thread in the kernel, in seL4_Wait on its own notification, which its runtime PD signals once
+ *   the answer is there; so its core goes to other threads while it waits;
+ * - when its application has finished it posts the result on its port and exits: a fault with no
+ *   handler, after which the thread is Inactive (seL4 manual §6.2.1, handleNoFaultHandler) until
+ *   the runtime PD starts it at its entry again (TCB_WriteRegisters) for the next application.
+ */
+import { receiveMessageOnPort, workerData } from "node:worker_threads";
+import { Syscall } from "../kernel/types.js";
+import {
+  Channel,
+  type CustomWorkerInit,
+  clockNs,
+  K_EXIT,
+  K_PREEMPT,
+  K_READY,
+  K_SYSCALL,
+  PREEMPT,
+  postRequest,
+  R_RESTART,
+  R_START,
+  R_TERMINATE,
+  TID,
+} from "../platform/channel.js";
+import { hostThreadId } from "../platform/host-priority.js";
+import {
+  type AppJob,
+  type AppThreadData,
+  CANCEL,
+  execute,
+  type KernelThreadHooks,
+  LimitAbort,
+  POSTED,
+  TRAP_EXIT_CODE,
+  trapOf,
+} from "./appworker.js";
+import type { RunResult } from "./types.js";
+
+const init = workerData as CustomWorkerInit;
+const data = init.data as AppThreadData;
+const ch = new Channel(init.sab);
+const ctl = ch.ctl;
+ctl[TID] = hostThreadId();
+const bell = new Int32Array(init.bell);
+const control = new Int32Array(data.control);
+
+/** The kernel started the thread at its entry again in the middle of a job. */
+class Restarted extends Error {}
+let restarted = false;
+
+/** Enter the kernel and block until it resumes this thread; returns how. */
+function enter(kind: number, arg: number): number {
+  const response = postRequest(ch, bell, kind, arg);
+  if (response === R_TERMINATE) process.exit(0);
+  if (response === R_START && kind !== K_EXIT && kind !== K_READY) {
+    restarted = true;
+    throw new Restarted("the application thread was restarted");
+  }
+  return response;
+}
+
+/** seL4_Wait on the thread's notification (x0: the cap; the badge comes back in x0). */
+function waitOnNotification(): void {
+  for (;;) {
+    ch.regs.fill(0);
+    ch.regs[0] = data.ntfnSlot;
+    if (enter(K_SYSCALL, Syscall.Wait) !== R_RESTART) return;
+  }
+}
+
+const cancelled = () => Atomics.load(control, CANCEL) !== 0;
+
+const hooks: KernelThreadHooks = {
+  block(svc, state) {
+    while (Atomics.load(svc, 0) === state) {
+      if (cancelled()) throw new LimitAbort("Interrupted", "cancelled");
+      waitOnNotification();
+    }
+  },
+  preempt() {
+    if (Atomics.load(ctl, PREEMPT) !== 0 || clockNs() >= ch.deadline[0]!) {
+      Atomics.store(ctl, PREEMPT, 0);
+      enter(K_PREEMPT, 0);
+    }
+  },
+  cancelled,
+};
+
+/** The job posted before the thread was started (it is on the port by then; wait briefly if not). */
+function takeJob(): AppJob {
+  for (;;) {
+    const posted = Atomics.load(control, POSTED);
+    const m = receiveMessageOnPort(data.port);
+    if (m !== undefined) return m.message as AppJob;
+    Atomics.wait(control, POSTED, posted, 10);
+  }
+}
+
+let response = enter(K_READY, 0);
+for (;;) {
+  if (response !== R_START) {
+    response = enter(K_EXIT, 0);
+    continue;
+  }
+  const job = takeJob();
+  restarted = false;
+  let r: RunResult;
+  try {
+    r = execute(job, hooks);
+  } catch (e) {
+    r = { exitCode: TRAP_EXIT_CODE, trap: trapOf(e), stats: { totalNs: 0, hostNs: 0 } };
+  }
+  data.port.postMessage(r);
+  // Restarted mid-job: the start is the next job's; otherwise the thread exits until restarted.
+  response = restarted ? R_START : enter(K_EXIT, 0);
+}

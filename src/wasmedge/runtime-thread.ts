@@ -1,0 +1,82 @@
+/**
+ * The last steps of every thread the WasmEdge runtime builds for a runtime PD after the loader
+ * (its file-server PD, its network PD, its application threads), as Microkit's tool does for a
+ * PD: an IPC buffer mapped in the thread's VSpace, TCB_Configure with its CSpace and VSpace, a
+ * scheduling context with the runtime PD's budget and period on the runtime PD's core, its
+ * priority, and its name.
+ */
+import { ObjectType } from "../kernel/types.js";
+import { type Allocator, mapPage } from "../pd/alloc.js";
+import {
+  type Sel4Gen,
+  seL4_ARM_Default_VMAttributes,
+  seL4_CanRead,
+  seL4_CanWrite,
+  seL4_CapInitThreadTCB,
+  seL4_DebugNameThread,
+} from "../pd/libsel4.js";
+import {
+  seL4_SchedControl_ConfigureFlags,
+  seL4_TCB_Configure,
+  seL4_TCB_SetSchedParams,
+} from "../pd/libsel4-invocations.js";
+import type { ThreadContext } from "../pd/machine.js";
+import { check, type LoadedPD, PD_IPC_BUFFER_VADDR } from "../system/loader.js";
+
+/** The root task's caps (slots of its CNode) of the thread's objects. */
+export interface RuntimeThreadCaps {
+  tcb: number;
+  sc: number;
+  cnode: number;
+  vspace: number;
+}
+
+/** Configure thread `caps.tcb` of runtime PD `rt` (see the top of this file); it is not started. */
+export function* configureRuntimeThread(
+  u: ThreadContext,
+  a: Allocator,
+  rt: LoadedPD,
+  name: string,
+  caps: RuntimeThreadCaps,
+  priority: number,
+): Sel4Gen<void> {
+  const ipc = yield* a.alloc(u, ObjectType.SmallPage);
+  check(
+    "mapping its IPC buffer",
+    name,
+    yield* mapPage(
+      u,
+      a,
+      ipc,
+      PD_IPC_BUFFER_VADDR,
+      seL4_CanRead | seL4_CanWrite,
+      seL4_ARM_Default_VMAttributes,
+      caps.vspace,
+    ),
+  );
+  check(
+    "TCB_Configure",
+    name,
+    yield* seL4_TCB_Configure(u, caps.tcb, caps.cnode, 0, caps.vspace, 0, PD_IPC_BUFFER_VADDR, ipc),
+  );
+  check(
+    "SchedControl_ConfigureFlags",
+    name,
+    yield* seL4_SchedControl_ConfigureFlags(
+      u,
+      a.schedControl + rt.pd.cpu,
+      caps.sc,
+      rt.pd.budget,
+      rt.pd.period,
+      0,
+      0,
+      0,
+    ),
+  );
+  check(
+    "TCB_SetSchedParams",
+    name,
+    yield* seL4_TCB_SetSchedParams(u, caps.tcb, seL4_CapInitThreadTCB, priority, priority, caps.sc, 0),
+  );
+  yield* seL4_DebugNameThread(u, caps.tcb, name);
+}
