@@ -13,8 +13,8 @@
  * - `capvisor:apps`: applications separated by `;`, each a command line separated by spaces: the
  *   module (a path relative to the description) then its arguments. argv[0] is the module path as
  *   written, as the wasmedge CLI gives it. Applications start together when the PD first runs,
- *   each in its own app worker (src/wasmedge/appworker.ts), and are named by their module's base
- *   name without `.wasm` (`hello`, then `hello-2` for a second one).
+ *   each on an application thread of its own, a kernel thread (app-threads.ts), and are named by
+ *   their module's base name without `.wasm` (`hello`, then `hello-2` for a second one).
  * - `capvisor:dirs`: preopens separated by `,`, each `guest:host` or `guest:host:readonly`
  *   (`--dir` of the CLI); `guest` is absolute, `host` a directory relative to the description.
  * - `capvisor:env`: `K=V` pairs separated by spaces, for every application.
@@ -38,7 +38,10 @@
  *                        (badge WAKE_BADGE): the doorbell of its request queue (below);
  *   slot RUNTIME_NET_EP  a badged endpoint cap (Write | GrantReply) to its network PD
  *                        (netserver-pd.ts, `<pd>.net`), the only way its applications reach the
- *                        network; that PD signals this PD's notification with NET_READY_BADGE.
+ *                        network; that PD signals this PD's notification with NET_READY_BADGE;
+ *   slots APP_TCB_BASE + i and APP_NTFN_BASE + i
+ *                        the TCB of its application thread i and Write on its notification
+ *                        (app-threads.ts): to start it for each application and to wake it.
  * All three PDs are native threads (WasmPlatform.native): their code runs in the main thread.
  *
  * The request queue. An application's file or socket request arrives asynchronously, in the app
