@@ -95,6 +95,24 @@ export function postRequest(ch: Channel, bell: Int32Array, kind: number, arg: nu
   return response;
 }
 
+/**
+ * The platform's doorbell is two Int32 words: BELL_RING, which every worker adds 1 to (and
+ * notifies) after posting a request, and BELL_EVENT_LOOP, set by a worker that posted work for
+ * a host service served by the main thread's event loop (a WASI application thread's file or
+ * stdout request, src/wasmedge/app-thread.ts): the kernel's pump then returns to the event loop
+ * at once instead of at the end of its slice.
+ */
+export const BELL_RING = 0;
+export const BELL_EVENT_LOOP = 1;
+export const BELL_BYTES = 8;
+
+/** From a worker: ask the main thread's event loop to run now (see BELL_EVENT_LOOP). */
+export function askEventLoop(bell: Int32Array): void {
+  Atomics.store(bell, BELL_EVENT_LOOP, 1);
+  Atomics.add(bell, BELL_RING, 1);
+  Atomics.notify(bell, BELL_RING);
+}
+
 /** Nanoseconds on a clock shared by all threads of the process. */
 export function clockNs(): number {
   return (performance.timeOrigin + performance.now()) * 1e6;

@@ -27,6 +27,8 @@ import { EXIT_FAULT_NUMBER } from "../pd/machine.js";
 import { SyncThread } from "../pd/syncthread.js";
 import {
   ARG,
+  BELL_BYTES,
+  BELL_EVENT_LOOP,
   Channel,
   clockNs,
   K_EXIT,
@@ -127,7 +129,7 @@ export class WasmPlatform {
    * The doorbell: every worker adds 1 and notifies after posting a request, so the main thread can
    * sleep in one Atomics.wait for all of them (see pump) instead of a promise per worker.
    */
-  private readonly bellSab = new SharedArrayBuffer(4);
+  private readonly bellSab = new SharedArrayBuffer(BELL_BYTES);
   private readonly bell = new Int32Array(this.bellSab);
   /** Workers whose next request the pump waits for (running or loading). */
   private readonly watching = new Set<PDThread>();
@@ -488,6 +490,8 @@ export class WasmPlatform {
     const sliceEnd = performance.now() + PUMP_SLICE_MS;
     for (;;) {
       if (this.stopped) return;
+      // A worker waits for a host service that the event loop serves: let it run now.
+      if (Atomics.exchange(this.bell, BELL_EVENT_LOOP, 0) !== 0) break;
       const seen = Atomics.load(this.bell, 0);
       let served = false;
       for (const th of this.watching) {

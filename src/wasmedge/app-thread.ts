@@ -15,6 +15,7 @@
 import { receiveMessageOnPort, workerData } from "node:worker_threads";
 import { Syscall } from "../kernel/types.js";
 import {
+  askEventLoop,
   Channel,
   type CustomWorkerInit,
   clockNs,
@@ -79,6 +80,8 @@ const cancelled = () => Atomics.load(control, CANCEL) !== 0;
 
 const hooks: KernelThreadHooks = {
   block(svc, state) {
+    // The request is served by the main thread's event loop: ask for it before blocking.
+    askEventLoop(bell);
     while (Atomics.load(svc, 0) === state) {
       if (cancelled()) throw new LimitAbort("Interrupted", "cancelled");
       waitOnNotification();
