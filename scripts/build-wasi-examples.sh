@@ -3,6 +3,7 @@
 # runtime") into build/examples/wasi/ (git-ignored):
 #   hello.wasm   examples/wasi/hello/hello.c with clang-16 --target=wasm32-wasi and wasi-libc
 #                (installed by scripts/setup.sh)
+#   spin.wasm    examples/wasi/spin/spin.c, the same way: prints a line, then spins for ever
 #   as-cat.wasm  examples/wasi/as-cat/cat.ts with AssemblyScript and @assemblyscript/wasi-shim
 #                (npm packages only: devDependencies, brought by npm install)
 # Rebuilds only what is missing or older than its source. Each result must import nothing but
@@ -41,6 +42,13 @@ if stale "$hello" "$ROOT/examples/wasi/hello/hello.c" "$0"; then
   command -v clang-16 >/dev/null 2>&1 || "$ROOT/scripts/setup.sh"
   clang-16 --target=wasm32-wasi -O2 -Wall -Wl,--strip-debug -o "$hello" "$ROOT/examples/wasi/hello/hello.c"
   check_imports "$hello"
+fi
+
+spin="$OUT/spin.wasm"
+if stale "$spin" "$ROOT/examples/wasi/spin/spin.c" "$0"; then
+  command -v clang-16 >/dev/null 2>&1 || "$ROOT/scripts/setup.sh"
+  clang-16 --target=wasm32-wasi -O2 -Wall -Wl,--strip-debug -o "$spin" "$ROOT/examples/wasi/spin/spin.c"
+  check_imports "$spin"
 fi
 
 cat="$OUT/as-cat.wasm"

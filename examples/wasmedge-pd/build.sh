@@ -12,7 +12,7 @@ if stale "$OUT/hello-pd.wasm" "$ROOT/examples/hello/hello.c"; then
   mv "$OUT/hello-pd.wasm.tmp" "$OUT/hello-pd.wasm"
 fi
 for app in hello:examples/wasi/hello/hello.c readfile:examples/wasmedge-pd/apps/readfile.c \
-  bigfile:examples/wasmedge-pd/apps/bigfile.c spin:examples/wasmedge-pd/apps/spin.c; do
+  bigfile:examples/wasmedge-pd/apps/bigfile.c spin:examples/wasi/spin/spin.c; do
   name=${app%%:*}
   src="$ROOT/${app#*:}"
   if stale "$OUT/$name.wasm" "$src"; then

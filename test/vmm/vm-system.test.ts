@@ -106,6 +106,30 @@ test("a module that is not Wasm: a clear error on stderr and exit code 1; the PD
   );
 });
 
+test("a job that spins on its application thread is preempted, and cancelled when its guest process is stopped", async () => {
+  const rt = sys.runtimes.find((r): r is RuntimePD => "appThreads" in r)!;
+  const used = () => rt.appThreads.map((t) => t.tcb.sc!.consumed);
+  const before = used();
+  // The guest's own shell keeps answering while the job spins in the WasmEdge PD: the job's
+  // thread is preempted like any PD's. SIGTERM makes wasmedge-run close its slot (JOB_CANCEL).
+  const out = await guest.sh(
+    "wasmedge-run /root/wasm/spin.wasm > /tmp/spin & p=$!; sleep 2; echo alive; kill $p; wait $p; echo killed=$?; cat /tmp/spin",
+  );
+  assert.equal(out, "alive\nkilled=143\nspinning\nrc=0");
+  // The thread that ran it spent time on a core, and is free again: Inactive, its run cancelled.
+  const after = used();
+  const ran = rt.appThreads.filter((_, i) => after[i]! - before[i]! > 100e6);
+  assert.equal(ran.length, 1, `threads that ran for over 100 ms: ${ran.map((t) => t.name)}`);
+  for (let i = 0; i < 200 && ran[0]!.tcb.state !== ThreadState.Inactive; i++)
+    await new Promise((r) => setTimeout(r, 10));
+  assert.equal(ran[0]!.tcb.state, ThreadState.Inactive);
+  assert.ok(
+    lines.some((l) => /^\[wasmedge\] job \d+ exited with code 1$/.test(l)),
+    lines.join("\n"),
+  );
+  assert.equal(await guest.sh("wasmedge-run /root/wasm/hello.wasm next"), "hello, world\narg 1: next\nrc=0");
+});
+
 test("the guest kernel crashing: the VMM restarts the VM from its snapshot; the WasmEdge PD is untouched", async () => {
   const restarts = vmm.stats.restarts;
   const from = guest.output.length;
