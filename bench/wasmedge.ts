@@ -21,6 +21,9 @@
  *    to run guests in threads of their own (a pilot run that watches the thread count), the
  *    apps in flight are bounded (64, or --concurrency=N) and the output says so.
  *
+ * 4. File requests from an application, through `capvisor run` and through a runtime PD
+ *    (bench/wasmedge-files.ts).
+ *
  * Goals are printed as MET/MISSED lines; nothing here passes or fails on a time.
  */
 import { spawnSync } from "node:child_process";
@@ -32,6 +35,7 @@ import { type CommandIO, runCommand } from "../src/wasmedge/cli.js";
 import { parseWasm } from "../src/wasmedge/parse.js";
 import type { RunOptions, RunResult } from "../src/wasmedge/types.js";
 import { BUILD, fmtNs, median, printMachine, quick, ROOT } from "./common.js";
+import { fileRequests } from "./wasmedge-files.js";
 
 const REPS = quick ? 5 : 40;
 const METERED_COLD_REPS = quick ? 2 : 8;
@@ -450,6 +454,7 @@ async function main(): Promise<void> {
   const start = await startup(hello, runWasi);
   const ratio = compute();
   const many = await manyApps(hello, runWasi);
+  await fileRequests();
 
   console.log("\ngoals of issue 4 (reported, not asserted):");
   const r = start.cliCached / start.bareCached;

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const FIGURE = /\d+(\.\d+)? (ns|µs|ms)/;
 
-test("bench:wasmedge --quick prints start-up, compute, concurrent apps and the goals", () => {
+test("bench:wasmedge --quick prints start-up, compute, concurrent apps, file requests and the goals", () => {
   const r = spawnSync(process.execPath, ["--no-warnings", join(ROOT, "dist/bench/wasmedge.js"), "--quick"], {
     encoding: "utf8",
     timeout: 120_000,
@@ -44,6 +44,8 @@ test("bench:wasmedge --quick prints start-up, compute, concurrent apps and the g
     "bare V8, node:wasi",
     "capvisor runWasi (unmetered",
     "capvisor runWasi, metered",
+    "capvisor run (in-process file server)",
+    "runtime PD (application thread, file-server PD)",
   ])
     assert.match(line(name), FIGURE, `row without a figure: ${line(name)}`);
   assert.doesNotMatch(out, /NOT RUN/);
