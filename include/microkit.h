@@ -256,6 +256,13 @@ static inline void microkit_vcpu_arm_write_reg(microkit_child vcpu, seL4_Word re
     }
 }
 
+/*
+ * Remember a signal for the event loop's next receive (lib/microkit/microkit.c). Not inline: the
+ * runtime recognises a protected() that may defer a signal by the calls it can reach
+ * (src/pd/wasm/instrument.ts, analyseProtected), and such a server is never called directly.
+ */
+void microkit_internal_defer(seL4_CPtr cap, seL4_MessageInfo_t msg);
+
 /* Deferred calls: remembered, then sent together with the next receive of the event loop. */
 static inline void microkit_deferred_notify(microkit_channel ch)
 {
@@ -266,9 +273,7 @@ static inline void microkit_deferred_notify(microkit_channel ch)
         microkit_dbg_puts("'\n");
         return;
     }
-    microkit_have_signal = seL4_True;
-    microkit_signal_msg = seL4_MessageInfo_new(0, 0, 0, 0);
-    microkit_signal_cap = (BASE_OUTPUT_NOTIFICATION_CAP + ch);
+    microkit_internal_defer(BASE_OUTPUT_NOTIFICATION_CAP + ch, seL4_MessageInfo_new(0, 0, 0, 0));
 }
 
 static inline void microkit_deferred_irq_ack(microkit_channel ch)
@@ -280,9 +285,7 @@ static inline void microkit_deferred_irq_ack(microkit_channel ch)
         microkit_dbg_puts("'\n");
         return;
     }
-    microkit_have_signal = seL4_True;
-    microkit_signal_msg = seL4_MessageInfo_new(IRQAckIRQ, 0, 0, 0);
-    microkit_signal_cap = (BASE_IRQ_CAP + ch);
+    microkit_internal_defer(BASE_IRQ_CAP + ch, seL4_MessageInfo_new(IRQAckIRQ, 0, 0, 0));
 }
 
 /*

@@ -189,6 +189,24 @@ static void handler_loop(void)
     }
 }
 
+__attribute__((noinline, export_name("capvisor_defer"))) void microkit_internal_defer(seL4_CPtr cap, seL4_MessageInfo_t msg)
+{
+    microkit_have_signal = seL4_True;
+    microkit_signal_msg = msg;
+    microkit_signal_cap = cap;
+}
+
+/*
+ * The direct protected call (docs/wasm-abi.md, "Direct protected calls"): the runtime has put the
+ * caller's message info in the IPC buffer's tag and its message registers in msg[], as the
+ * kernel's transfer and libsel4's receive would; the reply goes back the same way. Called only
+ * while this PD is blocked in its event loop's receive, never by the PD's own thread.
+ */
+__attribute__((export_name("capvisor_protected"))) void capvisor_protected(unsigned int ch)
+{
+    __sel4_ipc_buffer->tag = protected((microkit_channel)ch, __sel4_ipc_buffer->tag);
+}
+
 /* The thread's entry point (docs/wasm-abi.md): libmicrokit's main. */
 __attribute__((export_name("capvisor_start"))) void capvisor_start(void)
 {

@@ -6,6 +6,9 @@
  * on a core. See docs/wasm-abi.md for the PD side of the ABI.
  */
 import { IPC_BUFFER_WORDS } from "../kernel/types.js";
+import type { DirectCallInit, DirectServerInit } from "./direct-call.js";
+
+export type { DirectCallInit, DirectServerInit };
 
 /** Indices in the Int32 control words. */
 export const STATE = 0;
@@ -173,4 +176,8 @@ export interface WorkerInit {
   /** Variables to patch before the program starts (see SetVar). */
   setvars: SetVar[];
   fuel: number;
+  /** This PD is a server of direct protected calls: its shared memory and lock (direct-call.ts). */
+  direct?: DirectServerInit;
+  /** The servers this PD may call directly (direct-call.ts). */
+  directCalls?: DirectCallInit[];
 }

@@ -34,6 +34,14 @@ import {
   TID,
   type WorkerInit,
 } from "./channel.js";
+import {
+  DirectCaller,
+  DirectCallTrap,
+  DirectServer,
+  replyRegisters,
+  SYS_CALL,
+  SYS_REPLY_RECV,
+} from "./direct-call.js";
 import { hostThreadId } from "./host-priority.js";
 import { trapNumber } from "./traps.js";
 
@@ -125,15 +133,39 @@ function syscall(sysno: number): void {
   views();
   const r = regsAt >>> 2;
   const b = ipcAt >>> 2;
+  // A protected call this PD may make directly (direct-call.ts); a kernel entry all the same.
+  if (sysno === SYS_CALL && caller !== null && caller.has(mem32[r]!)) {
+    if (sharedViews.length > 0) flushShared();
+    const done = caller.call(mem32, r, b);
+    if (done) {
+      if (sharedViews.length > 0) loadShared();
+      return;
+    }
+    views();
+  }
   for (;;) {
     ch.regs.set(mem32.subarray(r, r + 2 * REG_WORDS));
     ch.ipc.set(mem32.subarray(b, b + ch.ipc.length));
+    // A server of direct calls lets its callers in while it waits in its event loop's receive.
+    const released = server !== null && server.release(sysno, mem32[r]!);
     const response = request(K_SYSCALL, sysno);
+    if (released) server!.retake();
     if (response === R_RESTART) continue;
     if (response === R_START) throw new RestartProgram();
     views();
     mem32.set(ch.regs, r);
     mem32.set(ch.ipc, b);
+    if (released) {
+      const note = server!.note(mem32[r]!, mem32[r + 1]!);
+      if (note !== null) {
+        if ("trap" in note) throw new DirectCallTrap(note.trap);
+        // The reply of a direct call that carries capabilities: sent now, on this thread's
+        // behalf, with the receive the event loop was making (ReplyRecv).
+        replyRegisters(mem32, r, b, note.reply);
+        sysno = SYS_REPLY_RECV;
+        continue;
+      }
+    }
     return;
   }
 }
@@ -160,11 +192,14 @@ function preempt(): number {
 }
 
 let instance: WebAssembly.Instance;
+/** The direct-call sides of this PD (direct-call.ts): as a server, and as a caller. */
+const server = init.direct === undefined ? null : new DirectServer(init.direct);
+let caller: DirectCaller | null = null;
 try {
   const mod = new WebAssembly.Module(init.wasm);
   instance = new WebAssembly.Instance(mod, {
     sel4: { syscall },
-    capvisor: { preempt },
+    capvisor: init.direct === undefined ? { preempt } : { preempt, memory: init.direct.memory },
   });
   const ex = instance.exports;
   memory = ex.memory as WebAssembly.Memory;
@@ -186,6 +221,8 @@ try {
   }
   const fuel = ex.capvisor_fuel;
   if (fuel instanceof WebAssembly.Global) fuel.value = init.fuel;
+  if (init.directCalls !== undefined && init.directCalls.length > 0)
+    caller = new DirectCaller(init.directCalls, preempt, init.fuel);
 } catch (e) {
   ch.ctl[KIND] = K_LOAD_ERROR;
   process.stderr.write(`${init.name}: ${(e as Error).message}\n`);
@@ -210,6 +247,6 @@ for (;;) {
       response = R_START;
       continue;
     }
-    response = request(K_TRAP, trapNumber(e));
+    response = request(K_TRAP, e instanceof DirectCallTrap ? e.trap : trapNumber(e));
   }
 }

@@ -6,6 +6,7 @@
 import { type MessagePort, Worker } from "node:worker_threads";
 import type { TCB } from "../kernel/structures.js";
 import type { Channel, CustomWorkerInit, SetVar, SharedMapping, WorkerInit } from "./channel.js";
+import type { DirectCallInit, DirectServerInit } from "./direct-call.js";
 import type { HostPriorities, HostSetting } from "./host-priority.js";
 
 /** A PD program: its code and how it sees memory. */
@@ -19,6 +20,10 @@ export interface PDProgram {
    * instead of pd-worker.js and the data it gets (CustomWorkerInit). It speaks the same channel
    * protocol, so the kernel schedules it like any thread; `wasm`, `maps` and `setvars` are unused.
    */
+  /** A server of direct protected calls (direct-call.ts): its shared memory and lock. */
+  direct?: DirectServerInit;
+  /** The servers it may call directly. */
+  directCalls?: DirectCallInit[];
   worker?: {
     url: URL;
     data: unknown;
@@ -97,6 +102,8 @@ export function startThreadWorker(
     maps: program.maps,
     setvars: program.setvars,
     fuel,
+    ...(program.direct ? { direct: program.direct } : {}),
+    ...(program.directCalls ? { directCalls: program.directCalls } : {}),
   };
   return new Worker(new URL("./pd-worker.js", import.meta.url), { workerData: init });
 }

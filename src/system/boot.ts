@@ -14,12 +14,14 @@ import type { ThreadContext } from "../pd/machine.js";
 import { runSync, SyncThread } from "../pd/syncthread.js";
 import { instrumentPreemption } from "../pd/wasm/instrument.js";
 import { leBytes, type SetVar, type SharedMapping } from "../platform/channel.js";
+import { DC_CALLS } from "../platform/direct-call.js";
 import {
   type PDProgram,
   type PlatformOptions,
   type ThreadStatus,
   WasmPlatform,
 } from "../platform/wasm-platform.js";
+import { planDirectCalls } from "./direct-calls.js";
 import { buildSystem, LoadError, type LoadedSystem } from "./loader.js";
 import { monitor } from "./monitor.js";
 import { loadSdf } from "./sdf.js";
@@ -88,6 +90,11 @@ export interface BootOptions<R = never> {
   onEvent?: (pd: string, message: string) => void;
   /** Called before each long step, for progress display. */
   onStep?: (message: string) => void;
+  /**
+   * Make protected calls to qualifying passive servers directly in the caller's worker
+   * (system/direct-calls.ts; default true). False: every call goes through the kernel.
+   */
+  directCalls?: boolean;
   /** Platform settings for measurements (the benchmarks): fuel and the syscall probe. */
   platform?: Pick<PlatformOptions, "fuel" | "onSyscall" | "onInterrupt" | "hostPriorities">;
 }
@@ -104,6 +111,8 @@ export interface BootedSystem<R = never> {
    * which run in the kernel's thread).
    */
   status(): ThreadStatus[];
+  /** Direct protected calls made so far, by server (system/direct-calls.ts). */
+  directCalls(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -186,6 +195,11 @@ export async function bootSystem<R = never>(
   // A runtime PD's program_image is its first application, run by the runtime, not a PD program.
   const images = sys.allProtectionDomains.map((pd) => (isRuntimePD(pd) ? null : loadProgram(sys, pd)));
 
+  const direct =
+    opts.directCalls === false
+      ? { servers: new Map(), callers: new Map(), notDirect: new Map() }
+      : planDirectCalls(sys, images);
+
   // One shared backing per memory region; every PD that maps it sees it at its own vaddr.
   const backing = new Map<string, SharedArrayBuffer>();
   const locks = new Map<string, SharedArrayBuffer>();
@@ -231,7 +245,16 @@ export async function bootSystem<R = never>(
       };
     });
     setvars.push(...microkitVars(sys, pd));
-    const program: PDProgram = { name: pd.name, wasm: images[i]!, maps, setvars };
+    const server = direct.servers.get(pd);
+    const calls = direct.callers.get(pd);
+    const program: PDProgram = {
+      name: pd.name,
+      wasm: server?.wasm ?? images[i]!,
+      maps,
+      setvars,
+      ...(server ? { direct: server.init } : {}),
+      ...(calls ? { directCalls: calls } : {}),
+    };
     return platform.program(program);
   });
   const root = new SyncThread(k.rootThread);
@@ -296,6 +319,10 @@ export async function bootSystem<R = never>(
           .map((t) => ({ name: t.name, state: ThreadState[t.state]!, core: t.core, hostThread: 0 })),
       ),
     ],
+    directCalls: () =>
+      Object.fromEntries(
+        [...direct.servers].map(([pd, s]) => [pd.name, Atomics.load(new Int32Array(s.init.lock), DC_CALLS)]),
+      ),
     stop: () => platform.stop(),
   };
 }

@@ -33,8 +33,10 @@ function assertRow(out: string, name: string): void {
 test("bench:ipc --quick prints every round trip and the goals", () => {
   const out = runQuick("ipc");
   for (const row of [
-    "pp call, same core",
-    "pp call, passive server, caller on cpu 1",
+    "pp call, same core, direct",
+    "pp call, same core, via the kernel",
+    "pp call, passive server, caller on cpu 1, direct",
+    "pp call, passive server, caller on cpu 1, via the kernel",
     "pp call, active server across cores",
     "notification, same core",
     "notification, across cores",
@@ -53,7 +55,7 @@ test("bench:ipc --quick prints every round trip and the goals", () => {
   );
   assert.match(out, /within 2x of the futex ping-pong: .*(MET|MISSED|cannot tell)/);
   assert.match(out, /faster than the pipe: .*(MET|MISSED|cannot tell)/);
-  assert.match(out, /same-core pp call under 1 µs: .*(MET|MISSED|cannot tell)/);
+  assert.match(out, /same-core pp call under 1 µs \(direct\): .*(MET|MISSED|cannot tell)/);
 });
 
 test("bench:rt --quick prints capvisor's and cyclictest's latencies and the interrupt counts", () => {

@@ -34,7 +34,9 @@
  * them, which also gives the precise error messages for malformed input.
  *
  * This is the one file allowed to reach into Binaryen's C API, which its .d.ts does not declare:
- * `RawBinaryen` below types exactly the functions used.
+ * `RawBinaryen` below types exactly the functions used. For that reason it also holds the two
+ * other rewrites and analyses that need it, for direct protected calls (direct-call.ts): the call
+ * graph and the shared-memory form of a module (at the end of the file).
  */
 import binaryen from "binaryen";
 
@@ -105,6 +107,7 @@ interface RawBinaryen {
   /** binaryen.js's wrapper classes (they convert names to and from C strings). */
   Block: { getName(e: Ref): string | null };
   Try: { getName(e: Ref): string | null };
+  Call: { getTarget(e: Ref): string };
   Loop: {
     getName(e: Ref): string | null;
     setName(e: Ref, name: string): void;
@@ -249,6 +252,7 @@ interface KindTable {
   loop: number;
   block: number;
   try: number;
+  directCall: number;
 }
 let kindTable: KindTable | undefined;
 function kinds(): KindTable {
@@ -261,6 +265,7 @@ function kinds(): KindTable {
     loop: exprId("Loop"),
     block: exprId("Block"),
     try: exprId("Try"),
+    directCall: exprId("Call"),
   };
   for (const [k, gs] of Object.entries(FIXED)) {
     const id = exprId(k);
@@ -282,6 +287,10 @@ function kinds(): KindTable {
 interface Walk {
   loops: Ref[];
   calls: boolean;
+  /** When present: the names of the functions called directly (callGraph). */
+  callees?: string[];
+  /** Set when the body calls through a table or a reference (callGraph). */
+  indirect?: boolean;
   /** Blocks and trys that have a label (loops are in `loops`). */
   labelled: Ref[];
 }
@@ -304,8 +313,13 @@ function walk(body: Ref, fnName: () => string, out: Walk): void {
       stack.push(raw._BinaryenLoopGetBody(e));
       continue;
     }
-    if (t.call[id]) out.calls = true;
-    else if (
+    if (t.call[id]) {
+      out.calls = true;
+      if (out.callees !== undefined) {
+        if (id === t.directCall) out.callees.push(raw.Call.getTarget(e));
+        else out.indirect = true;
+      }
+    } else if (
       (id === t.block && raw._BinaryenBlockGetName(e) !== 0) ||
       (id === t.try && raw._BinaryenTryGetName(e) !== 0)
     ) {
@@ -330,7 +344,11 @@ function opaque(e: Ref, id: number, fnName: () => string, out: Walk): void {
       `function ${fnName()}: a loop nested inside the operands of ${kind} cannot be instrumented (Binaryen's API does not reach them)`,
     );
   }
-  if (/\((return_)?call/.test(text)) out.calls = true;
+  if (/\((return_)?call/.test(text)) {
+    out.calls = true;
+    // Which function it calls is not reachable through the API: count it as unknown.
+    out.indirect = true;
+  }
 }
 
 /**
@@ -542,4 +560,106 @@ function rewrite(
   const v = validateWasm(out);
   if (!v.ok) throw new WasmInstrumentError(`internal error: the instrumented module is invalid: ${v.error}`);
   return { wasm: out, stats };
+}
+
+// ---------------------------------------------------------------- for direct protected calls
+
+/** A module's direct calls, for the analysis of src/pd/wasm/direct-call.ts. */
+export interface CallGraph {
+  /** Each defined function's direct callees (function names). */
+  calls: Map<string, string[]>;
+  /** Defined functions that call through a table or a reference (callees unknown). */
+  indirect: Set<string>;
+  /** Imported functions: name to `module.field`. */
+  imports: Map<string, string>;
+  /** Exported functions: export name to function name. */
+  exports: Map<string, string>;
+}
+
+function readModule(wasm: Uint8Array): binaryen.Module {
+  const v = validateWasm(wasm);
+  if (!v.ok) throw new WasmInstrumentError(`invalid Wasm module: ${v.error}`);
+  const m = (binaryen.readBinary as (data: Uint8Array, features: number) => binaryen.Module)(wasm, FEATURES);
+  m.setFeatures(FEATURES);
+  return m;
+}
+
+/** The call graph of a module (direct calls by name; indirect ones flagged). */
+export function callGraph(wasm: Uint8Array): CallGraph {
+  const m = readModule(wasm);
+  try {
+    const g: CallGraph = { calls: new Map(), indirect: new Set(), imports: new Map(), exports: new Map() };
+    for (let i = 0; i < m.getNumFunctions(); i++) {
+      const f = m.getFunctionByIndex(i);
+      const info = binaryen.getFunctionInfo(f);
+      const body = raw._BinaryenFunctionGetBody(f);
+      if (body === 0) {
+        g.imports.set(info.name, `${info.module}.${info.base}`);
+        continue;
+      }
+      const w: Walk = { loops: [], calls: false, labelled: [], callees: [], indirect: false };
+      walk(body, () => info.name, w);
+      g.calls.set(info.name, w.callees!);
+      if (w.indirect) g.indirect.add(info.name);
+    }
+    for (let i = 0; i < m.getNumExports(); i++) {
+      const e = binaryen.getExportInfo(m.getExportByIndex(i));
+      if (e.kind === binaryen.ExternalFunction) g.exports.set(e.name, e.value);
+    }
+    return g;
+  } finally {
+    m.dispose();
+  }
+}
+
+/** Module and field of the shared memory a rewritten module imports (shareMemory). */
+export const SHARED_MEMORY_MODULE = "capvisor";
+export const SHARED_MEMORY_FIELD = "memory";
+/** Its maximum (pages): a shared memory must declare one; 4 GiB, all that wasm32 addresses. */
+export const SHARED_MEMORY_MAX_PAGES = 65536;
+
+/**
+ * The module with its memory imported as a shared memory (`capvisor.memory`), so that several
+ * instances, in several threads, work on one memory: a PD's own instance and the instances its
+ * callers use for direct protected calls. `keepData: false` drops the active data segments: an
+ * instance created after the PD has started must not write its initial data over the PD's state.
+ * Returns the bytes and the memory's initial size in pages.
+ */
+export function shareMemory(wasm: Uint8Array, keepData: boolean): { wasm: Uint8Array; initialPages: number } {
+  const m = readModule(wasm);
+  try {
+    const info = m.getMemoryInfo();
+    if (info.module !== "" || info.is64)
+      throw new WasmInstrumentError("the module imports its memory, or it is 64-bit");
+    // binaryen.js has these two; its .d.ts does not declare them.
+    const segs = m as unknown as {
+      getNumDataSegments(): number;
+      getDataSegmentInfo(s: binaryen.DataSegmentRef): { offset: number; data: ArrayBuffer; passive: boolean };
+    };
+    const segments: binaryen.MemorySegment[] = [];
+    if (keepData)
+      for (let i = 0; i < segs.getNumDataSegments(); i++) {
+        const seg = segs.getDataSegmentInfo(m.getDataSegmentByIndex(i));
+        segments.push({
+          offset: m.i32.const(seg.offset),
+          data: new Uint8Array(seg.data),
+          passive: seg.passive,
+        });
+      }
+    // Binaryen names a memory read from a binary without a name section by its index.
+    const name = "0";
+    for (let i = m.getNumExports() - 1; i >= 0; i--) {
+      const e = binaryen.getExportInfo(m.getExportByIndex(i));
+      if (e.kind === binaryen.ExternalMemory) m.removeExport(e.name);
+    }
+    m.setMemory(info.initial, SHARED_MEMORY_MAX_PAGES, "memory", segments, true, false, name);
+    m.addMemoryImport(name, SHARED_MEMORY_MODULE, SHARED_MEMORY_FIELD, true);
+    const out = m.emitBinary();
+    const v = validateWasm(out);
+    if (!v.ok)
+      throw new WasmInstrumentError(`internal error: the shared-memory module is invalid: ${v.error}`);
+    return { wasm: out, initialPages: info.initial };
+  } finally {
+    m.dispose();
+  }
 }
