@@ -153,19 +153,19 @@ function syscall(sysno: number): void {
     if (response === R_RESTART) continue;
     if (response === R_START) throw new RestartProgram();
     views();
+    const note = released ? server!.note(ch.regs[0]!, ch.regs[1]!) : null;
+    if (note !== null && "reply" in note) {
+      // The reply of a direct call that carries capabilities, sent now on this thread's behalf
+      // with the receive the event loop was making (ReplyRecv). The message just received (the
+      // same call, made again through the kernel) is not copied in: the IPC buffer still holds
+      // the reply protected() wrote, its message registers and its caps' slots.
+      replyRegisters(mem32, r, b, note.reply);
+      sysno = SYS_REPLY_RECV;
+      continue;
+    }
     mem32.set(ch.regs, r);
     mem32.set(ch.ipc, b);
-    if (released) {
-      const note = server!.note(mem32[r]!, mem32[r + 1]!);
-      if (note !== null) {
-        if ("trap" in note) throw new DirectCallTrap(note.trap);
-        // The reply of a direct call that carries capabilities: sent now, on this thread's
-        // behalf, with the receive the event loop was making (ReplyRecv).
-        replyRegisters(mem32, r, b, note.reply);
-        sysno = SYS_REPLY_RECV;
-        continue;
-      }
-    }
+    if (note !== null) throw new DirectCallTrap(note.trap);
     return;
   }
 }

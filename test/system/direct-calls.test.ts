@@ -35,6 +35,7 @@ before(() => {
   cc("calc.wasm", "calc.c");
   cc("client1.wasm", "client.c", "-DMODE=1");
   cc("client2.wasm", "client.c", "-DMODE=2");
+  cc("client3.wasm", "client.c", "-DMODE=3");
 });
 after(async () => {
   for (const s of booted) await s.stop();
@@ -139,6 +140,22 @@ test("message registers beyond the fourth, labels and a trap inside protected():
   // trapping call went through the kernel with the trap (and turned direct calls off).
   assert.deepEqual(direct.states, kernel.states);
   assert.ok(direct.states.includes("client: BlockedOnReply"));
+  assert.deepEqual(direct.direct, { calc: 2 });
+});
+
+test("a reply that carries a capability is sent by the server's thread, as through the kernel; later calls go through the kernel", async () => {
+  const file = calcSystem("client3.wasm");
+  const done = (l: string[]) => l.some((x) => x.includes("label 4 count 6"));
+  const kernel = await boot(file, false, done);
+  const direct = await boot(file, true, done);
+  // The client has no receive slot, so the kernel transfers no capability: extra caps 0, the
+  // label and MR0 as sent. protected() ran once for that call (calc counts its calls in the label).
+  assert.ok(
+    ours(kernel.lines).includes("client: client: the call returned label 9 extra caps 0 count 1 MR0 77"),
+    kernel.lines.join("\n"),
+  );
+  assert.deepEqual(ours(direct.lines), ours(kernel.lines));
+  assert.deepEqual(direct.states, kernel.states);
   assert.deepEqual(direct.direct, { calc: 2 });
 });
 

@@ -4,6 +4,8 @@
  *   0  the sum of MR0..MRn-1 in MR0, then MR1..MRn-1 in reverse order (n up to 120)
  *   1  an integer division by zero (a trap inside the call; unsigned 7 / 0, which clang cannot fold)
  *   2  spins for ever (on the caller's scheduling context)
+ *   3  replies with a capability (its own endpoint, slot 1) and MR0 = 77: a reply the kernel must
+ *      transfer, so the server's thread sends it after all
  * notified() prints, which is fine: it is not reachable from protected().
  */
 #include <microkit.h>
@@ -25,6 +27,11 @@ microkit_msginfo protected(microkit_channel ch, microkit_msginfo msginfo)
     if (label == 1) {
         microkit_mr_set(0, 7 / zero);
         return microkit_msginfo_new(0, 1);
+    }
+    if (label == 3) {
+        seL4_SetCap(0, 1);
+        microkit_mr_set(0, 77);
+        return seL4_MessageInfo_new(9, 0, 1, 1);
     }
     if (label == 2) {
         for (volatile seL4_Word i = 0;; i++) {

@@ -1,7 +1,8 @@
 /*
  * The caller of calc.c (test/system/direct-calls.test.ts): sums 6 and then 30 message registers
  * (so that registers beyond the first four travel in the IPC buffer), notifies calc, then makes
- * the call whose label MODE gives (-DMODE=1: it traps in calc; -DMODE=2: it spins there).
+ * the call whose label MODE gives (-DMODE=1: it traps in calc; -DMODE=2: it spins there; -DMODE=3:
+ * calc replies with a capability), and after it sums 6 registers once more.
  */
 #include <microkit.h>
 
@@ -41,8 +42,17 @@ void init(void)
     microkit_dbg_puts("client: calling with label ");
     microkit_dbg_put32(MODE);
     microkit_dbg_puts("\n");
-    microkit_ppcall(CALC, microkit_msginfo_new(MODE, 0));
-    microkit_dbg_puts("client: the call returned\n");
+    microkit_msginfo r = microkit_ppcall(CALC, microkit_msginfo_new(MODE, 0));
+    microkit_dbg_puts("client: the call returned label ");
+    microkit_dbg_put32((seL4_Uint32)microkit_msginfo_get_label(r));
+    microkit_dbg_puts(" extra caps ");
+    microkit_dbg_put32((seL4_Uint32)seL4_MessageInfo_get_extraCaps(r));
+    microkit_dbg_puts(" count ");
+    microkit_dbg_put32((seL4_Uint32)microkit_msginfo_get_count(r));
+    microkit_dbg_puts(" MR0 ");
+    microkit_dbg_put32((seL4_Uint32)microkit_mr_get(0));
+    microkit_dbg_puts("\n");
+    sum(6);
 }
 
 void notified(microkit_channel ch)
