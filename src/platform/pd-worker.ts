@@ -147,7 +147,7 @@ function syscall(sysno: number): void {
     ch.regs.set(mem32.subarray(r, r + 2 * REG_WORDS));
     ch.ipc.set(mem32.subarray(b, b + ch.ipc.length));
     // A server of direct calls lets its callers in while it waits in its event loop's receive.
-    const released = server !== null && server.release(sysno, mem32[r]!);
+    const released = server?.release(sysno, mem32[r]!) === true;
     const response = request(K_SYSCALL, sysno);
     if (released) server!.retake();
     if (response === R_RESTART) continue;
