@@ -35,6 +35,8 @@ export interface PDProgram {
      * (wasm-platform.ts, K_PREEMPT). Other workers (a VM's vcpu) are charged until they come in.
      */
     fuelChecks?: boolean;
+    /** Called when the worker fails (an uncaught error, V8 out of memory): it runs no more. */
+    onError?: (e: Error) => void;
   };
 }
 

@@ -426,7 +426,10 @@ export class WasmPlatform {
       host: UNSET,
     };
     this.threads.set(t, th);
-    worker.on("error", (e) => this.opts.onEvent?.(program.name, `worker error: ${e.message}`));
+    worker.on("error", (e) => {
+      this.opts.onEvent?.(program.name, `worker error: ${e.message}`);
+      program.worker?.onError?.(e);
+    });
     this.watch(th);
     return th;
   }

@@ -56,6 +56,7 @@ import {
   POSTED,
   type RunServices,
   stdioService,
+  TRAP_EXIT_CODE,
 } from "./appworker.js";
 import { configureRuntimeThread } from "./runtime-thread.js";
 import { createChannelBuffer, serveChannel } from "./service.js";
@@ -165,20 +166,30 @@ export function appThreadProgram(name: string): {
   program: PDProgram;
   port: MessagePort;
   control: Int32Array;
+  /** Set by the pool: what to do when the worker fails. */
+  failed: { handler: (e: Error) => void };
 } {
   const { port1, port2 } = new MessageChannel();
   const control = new SharedArrayBuffer(4 * CONTROL_WORDS);
   const data: AppThreadData = { port: port2, control, ntfnSlot: INPUT_CAP };
+  const failed = { handler: (_e: Error) => {} };
   return {
     program: {
       name,
       wasm: new Uint8Array(0),
       maps: [],
       setvars: [],
-      worker: { url: new URL("./app-thread.js", import.meta.url), data, transfer: [port2], fuelChecks: true },
+      worker: {
+        url: new URL("./app-thread.js", import.meta.url),
+        data,
+        transfer: [port2],
+        fuelChecks: true,
+        onError: (e) => failed.handler(e),
+      },
     },
     port: port1,
     control: new Int32Array(control),
+    failed,
   };
 }
 
@@ -209,11 +220,28 @@ export class AppThreadPool {
   private readonly waiting: { which: readonly number[]; take: (t: PoolThread) => void }[] = [];
 
   constructor(
-    threads: readonly { port: MessagePort; control: Int32Array }[],
+    threads: readonly { port: MessagePort; control: Int32Array; failed?: { handler: (e: Error) => void } }[],
     private readonly ops: AppThreadOps,
   ) {
-    this.threads = threads.map((t, index): PoolThread => ({ index, ...t, busy: false, done: null }));
-    for (const t of this.threads) {
+    this.threads = threads.map(
+      (t, index): PoolThread => ({ index, port: t.port, control: t.control, busy: false, done: null }),
+    );
+    for (const [i, t] of this.threads.entries()) {
+      // A worker that failed runs nothing more: its run ends with the error, and the thread stays
+      // busy for good (later runs take the others).
+      const failed = threads[i]!.failed;
+      if (failed !== undefined)
+        failed.handler = (e) => {
+          const done = t.done;
+          t.done = null;
+          t.busy = true;
+          t.port.unref();
+          done?.({
+            exitCode: TRAP_EXIT_CODE,
+            trap: { kind: "HostError", message: `application thread failed: ${e.message}` },
+            stats: { totalNs: 0, hostNs: 0 },
+          });
+        };
       t.port.on("message", (r: RunResult) => {
         const done = t.done;
         t.done = null;
