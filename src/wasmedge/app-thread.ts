@@ -8,9 +8,11 @@
  * - a request to its services (files, sockets, stdio: the channel of service.ts) blocks the
  *   thread in the kernel, in seL4_Wait on its own notification, which its runtime PD signals once
  *   the answer is there; so its core goes to other threads while it waits;
- * - when its application has finished it posts the result on its port and exits: a fault with no
- *   handler, after which the thread is Inactive (seL4 manual §6.2.1, handleNoFaultHandler) until
- *   the runtime PD starts it at its entry again (TCB_WriteRegisters) for the next application.
+ * - when its application has finished it posts the result on its port and waits, in seL4_Wait on
+ *   its notification, for the next one: the runtime PD starts the thread for its first application
+ *   (TCB_WriteRegisters) and signals it for each later one. (Exiting instead, a fault that leaves
+ *   the thread Inactive until restarted, raced: the result could reach the pool, and a new job
+ *   restart the thread, before the kernel took the exit, which then stopped the new job.)
  */
 import { receiveMessageOnPort, workerData } from "node:worker_threads";
 import { Syscall } from "../kernel/types.js";
@@ -54,14 +56,12 @@ const control = new Int32Array(data.control);
 
 /** The kernel started the thread at its entry again in the middle of a job. */
 class Restarted extends Error {}
-let restarted = false;
 
 /** Enter the kernel and block until it resumes this thread; returns how. */
 function enter(kind: number, arg: number): number {
   const response = postRequest(ch, bell, kind, arg);
   if (response === R_TERMINATE) process.exit(0);
   if (response === R_START && kind !== K_EXIT && kind !== K_READY) {
-    restarted = true;
     throw new Restarted("the application thread was restarted");
   }
   return response;
@@ -96,24 +96,37 @@ const hooks: KernelThreadHooks = {
   cancelled,
 };
 
-/** The job posted before the thread was started (it is on the port by then; wait briefly if not). */
+/** Jobs taken so far (control[POSTED] counts those posted). */
+let taken = 0;
+
+/**
+ * The next job. Between jobs the thread waits in the kernel, in seL4_Wait on its notification,
+ * which the runtime PD signals after posting one (or starts it, the first time). A job counted in
+ * POSTED but not yet readable on the port is waited for here, briefly.
+ */
 function takeJob(): AppJob {
   for (;;) {
-    const posted = Atomics.load(control, POSTED);
     const m = receiveMessageOnPort(data.port);
-    if (m !== undefined) return m.message as AppJob;
-    Atomics.wait(control, POSTED, posted, 10);
+    if (m !== undefined) {
+      taken++;
+      return m.message as AppJob;
+    }
+    const posted = Atomics.load(control, POSTED);
+    if (posted !== taken) Atomics.wait(control, POSTED, posted, 1);
+    else waitOnNotification();
   }
 }
 
 let response = enter(K_READY, 0);
+while (response !== R_START) response = enter(K_EXIT, 0);
 for (;;) {
-  if (response !== R_START) {
-    response = enter(K_EXIT, 0);
-    continue;
+  let job: AppJob;
+  try {
+    job = takeJob();
+  } catch (e) {
+    if (e instanceof Restarted) continue;
+    throw e;
   }
-  const job = takeJob();
-  restarted = false;
   let r: RunResult;
   try {
     r = execute(job, hooks);
@@ -121,6 +134,4 @@ for (;;) {
     r = { exitCode: TRAP_EXIT_CODE, trap: trapOf(e), stats: { totalNs: 0, hostNs: 0 } };
   }
   data.port.postMessage(r);
-  // Restarted mid-job: the start is the next job's; otherwise the thread exits until restarted.
-  response = restarted ? R_START : enter(K_EXIT, 0);
 }

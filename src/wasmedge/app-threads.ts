@@ -17,17 +17,16 @@
  *   own VSpace with its IPC buffer and its request channel, a page it shares with the runtime PD
  *   (APP_CHANNEL_VADDR; the runtime PD sees thread i's at RUNTIME_APP_CHANNELS_VADDR + i pages):
  *   it reaches its services only through that channel, served by the runtime PD;
- * - no fault handler: when its application ends it exits (a fault), becomes Inactive, and waits
- *   for the next application.
+ * - no fault handler; between applications it waits in seL4_Wait on its notification.
  * The runtime PD holds each application thread's TCB (to start it at its entry for each
  * application) and Write on its notification (to wake it when an answer is there), in slots
  * APP_TCB_BASE + i and APP_NTFN_BASE + i.
  *
  * How a run goes (AppThreadPool.run): the main thread posts the job on the thread's port and asks
- * the runtime PD to start the thread (the runtime PD's program does the TCB_WriteRegisters, since
- * only a thread the kernel runs can make a syscall); when a service answers, the channel's
- * server asks the runtime PD to signal the thread's notification; when the application ends, the
- * worker posts its result and exits.
+ * the runtime PD to start the thread, the first time, or to signal its notification (the runtime
+ * PD's program makes those syscalls, since only a thread the kernel runs can make one); when a
+ * service answers, the channel's server asks the runtime PD to signal the thread's notification;
+ * when the application ends, the worker posts its result and waits for the next job.
  */
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import type { Kernel } from "../kernel/state.js";
@@ -206,6 +205,8 @@ interface PoolThread {
   port: MessagePort;
   control: Int32Array;
   busy: boolean;
+  /** Started by the runtime PD: later jobs only signal it. */
+  started: boolean;
   /** Called with the result of its current run. */
   done: ((r: RunResult) => void) | null;
 }
@@ -224,7 +225,14 @@ export class AppThreadPool {
     private readonly ops: AppThreadOps,
   ) {
     this.threads = threads.map(
-      (t, index): PoolThread => ({ index, port: t.port, control: t.control, busy: false, done: null }),
+      (t, index): PoolThread => ({
+        index,
+        port: t.port,
+        control: t.control,
+        busy: false,
+        started: false,
+        done: null,
+      }),
     );
     for (const [i, t] of this.threads.entries()) {
       // A worker that failed runs nothing more: its run ends with the error, and the thread stays
@@ -320,7 +328,12 @@ export class AppThreadPool {
       Atomics.notify(t.control, POSTED);
       if (out.signal?.aborted) onAbort();
       else out.signal?.addEventListener("abort", onAbort, { once: true });
-      this.ops.start(t.index);
+      // The first job starts the thread; it then waits in the kernel between jobs (app-thread.ts).
+      if (t.started) this.ops.signal(t.index);
+      else {
+        t.started = true;
+        this.ops.start(t.index);
+      }
     });
   }
 }

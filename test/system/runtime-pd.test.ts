@@ -138,13 +138,15 @@ test("a runtime PD runs its applications, and their files come from its file-ser
   );
   // Each application ran on a kernel thread of its own, one priority below the runtime PD, with
   // the runtime PD's budget; it holds nothing but Read on its own notification (the one the
-  // runtime PD signals), and having finished it is Inactive, waiting for the next application.
+  // runtime PD signals), and having finished it waits on that notification for the next application.
   assert.deepEqual(
     rt.appThreads.map((t) => t.name),
     ["runtime/hello", "runtime/readfile"],
   );
   for (const [i, { tcb }] of rt.appThreads.entries()) {
-    assert.equal(tcb.state, ThreadState.Inactive);
+    for (let w = 0; w < 200 && tcb.state !== ThreadState.BlockedOnNotification; w++)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.equal(tcb.state, ThreadState.BlockedOnNotification);
     assert.equal(tcb.priority, rtPd.pd.priority - 1);
     assert.ok(tcb.sc !== null, "an application thread has its own scheduling context");
     assert.notEqual(tcb.sc, rt.tcb.sc);

@@ -71,9 +71,9 @@ test("from the Linux shell, a .wasm file with arguments runs in the WasmEdge PD:
   for (const t of ran) {
     assert.match(t.name, /^wasmedge\/job-\d+$/);
     // It posts the result just before it exits.
-    for (let i = 0; i < 100 && t.tcb.state !== ThreadState.Inactive; i++)
+    for (let i = 0; i < 100 && t.tcb.state !== ThreadState.BlockedOnNotification; i++)
       await new Promise((r) => setTimeout(r, 10));
-    assert.equal(t.tcb.state, ThreadState.Inactive);
+    assert.equal(t.tcb.state, ThreadState.BlockedOnNotification);
   }
 });
 
@@ -116,13 +116,13 @@ test("a job that spins on its application thread is preempted, and cancelled whe
     "wasmedge-run /root/wasm/spin.wasm > /tmp/spin & p=$!; sleep 2; echo alive; kill $p; wait $p; echo killed=$?; cat /tmp/spin",
   );
   assert.equal(out, "alive\nkilled=143\nspinning\nrc=0");
-  // The thread that ran it spent time on a core, and is free again: Inactive, its run cancelled.
+  // The thread that ran it spent time on a core, and is free again: waiting for the next job.
   const after = used();
   const ran = rt.appThreads.filter((_, i) => after[i]! - before[i]! > 100e6);
   assert.equal(ran.length, 1, `threads that ran for over 100 ms: ${ran.map((t) => t.name)}`);
-  for (let i = 0; i < 200 && ran[0]!.tcb.state !== ThreadState.Inactive; i++)
+  for (let i = 0; i < 200 && ran[0]!.tcb.state !== ThreadState.BlockedOnNotification; i++)
     await new Promise((r) => setTimeout(r, 10));
-  assert.equal(ran[0]!.tcb.state, ThreadState.Inactive);
+  assert.equal(ran[0]!.tcb.state, ThreadState.BlockedOnNotification);
   assert.ok(
     lines.some((l) => /^\[wasmedge\] job \d+ exited with code 1$/.test(l)),
     lines.join("\n"),

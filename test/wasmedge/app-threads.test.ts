@@ -72,8 +72,12 @@ test("an application that spins is preempted and held to its budget; its neighbo
     ["[rt/hello] hello, world", "[rt/hello] arg 1: one", "[rt/hello] arg 2: two"],
   );
   assert.ok(lines.includes("[rt/spin] spinning"), lines.join("\n"));
-  for (let i = 0; i < 200 && hello!.tcb.state !== ThreadState.Inactive; i++) await sleep(10);
-  assert.equal(hello!.tcb.state, ThreadState.Inactive, "hello's thread exited when its application ended");
+  for (let i = 0; i < 200 && hello!.tcb.state !== ThreadState.BlockedOnNotification; i++) await sleep(10);
+  assert.equal(
+    hello!.tcb.state,
+    ThreadState.BlockedOnNotification,
+    "hello's thread waits for the next application once its own has ended",
+  );
 
   // The spinner's share of its core, from its scheduling context, over 2 s of kernel time.
   const sc = spin!.tcb.sc!;
@@ -88,7 +92,7 @@ test("an application that spins is preempted and held to its budget; its neighbo
   // that it does run, at about its budget (releases the host wakes late cost a little).
   assert.ok(share <= 0.205, `share ${share}`);
   assert.ok(share >= 0.12, `share ${share}`);
-  assert.notEqual(spin!.tcb.state, ThreadState.Inactive);
+  assert.notEqual(spin!.tcb.state, ThreadState.BlockedOnNotification);
   // Its worker is a thread the platform runs and reports like any PD's.
   const st = sys.status().find((s) => s.name === "rt/spin");
   assert.ok(st !== undefined && st.hostThread > 0, JSON.stringify(sys.status()));
