@@ -187,7 +187,7 @@ test("a VM that keeps crashing is left stopped after 3 restarts in 30 s, until r
   const waitRestarts = async (n: number): Promise<void> => {
     const deadline = Date.now() + 60_000;
     while (vmm.stats.restarts < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.equal(vmm.stats.restarts, n);
+    assert.equal(vmm.stats.restarts, n, `restarts; the events so far:\n${events.join("\n")}`);
   };
   await waitRestarts(base);
   for (let i = 1; i <= 3; i++) {
