@@ -133,6 +133,21 @@ interface Callee {
   mem32: Uint32Array;
 }
 
+/**
+ * Where message register i of a thread lives (word index of its low half): MR0..MR3 in x2..x5 of
+ * its register block at word r, the rest in msg[] of its IPC buffer at word b (docs/wasm-abi.md).
+ */
+function mrWord(r: number, b: number, i: number): number {
+  return i < 4 ? r + 2 * (2 + i) : b + 2 + 2 * i;
+}
+
+/** A view of the server's memory, made again when the memory has grown. */
+function serverView(c: Callee): Uint32Array {
+  const buffer = c.init.memory.buffer;
+  if (c.mem32.buffer.byteLength !== buffer.byteLength) c.mem32 = new Uint32Array(buffer);
+  return c.mem32;
+}
+
 /** The caller's side, in the caller's worker. */
 export class DirectCaller {
   private readonly byCap = new Map<number, Callee>();
@@ -184,9 +199,7 @@ export class DirectCaller {
     const len = infoLo & 0x7f;
     if (((infoLo >>> 7) & 3) !== 0) return false;
     if (Atomics.compareExchange(c.lock, DC_STATE, DC_FREE, DC_BUSY) !== DC_FREE) return false;
-    let s32 = c.mem32;
-    if (s32.buffer.byteLength !== c.init.memory.buffer.byteLength)
-      s32 = c.mem32 = new Uint32Array(c.init.memory.buffer);
+    let s32 = serverView(c);
     const sb = c.ipc;
     // The kernel's transfer: the info without the cap fields, then the message registers (the
     // first four from the caller's registers x2..x5, the rest from its IPC buffer).
@@ -194,7 +207,7 @@ export class DirectCaller {
     s32[sb] = (infoLo & ~CAP_BITS & ~0x7f) | n;
     s32[sb + 1] = m32[r + 3]!;
     for (let i = 0; i < n; i++) {
-      const from = i < 4 ? r + 2 * (2 + i) : b + 2 + 2 * i;
+      const from = mrWord(r, b, i);
       s32[sb + 2 + 2 * i] = m32[from]!;
       s32[sb + 3 + 2 * i] = m32[from + 1]!;
     }
@@ -209,11 +222,8 @@ export class DirectCaller {
       this.noteAndStop(c, DC_NOTE_TRAP, trapNumber(e), 0);
       return false;
     }
-    s32 =
-      c.mem32.buffer.byteLength === c.init.memory.buffer.byteLength
-        ? c.mem32
-        : new Uint32Array(c.init.memory.buffer);
-    c.mem32 = s32;
+    // protected() may have grown the memory.
+    s32 = serverView(c);
     const tagLo = s32[sb]!;
     const tagHi = s32[sb + 1]!;
     if (((tagLo >>> 7) & 3) !== 0) {
@@ -228,7 +238,7 @@ export class DirectCaller {
     m32[r + 2] = (tagLo & ~CAP_BITS & ~0x7f) | rn;
     m32[r + 3] = tagHi;
     for (let i = 0; i < rn; i++) {
-      const to = i < 4 ? r + 2 * (2 + i) : b + 2 + 2 * i;
+      const to = mrWord(r, b, i);
       m32[to] = s32[sb + 2 + 2 * i]!;
       m32[to + 1] = s32[sb + 3 + 2 * i]!;
     }

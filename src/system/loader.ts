@@ -172,6 +172,40 @@ export function* giveIrq(
 }
 
 /** seL4_CNode_CapData_new(guard, guardSize) on 64-bit: guard above bit 6, its size below. */
+/**
+ * Map `frame` (a cap in the root task's CNode) into `vspace` through a new copy of its cap: seL4
+ * maps each frame cap once (manual §7.1.3), so every mapping of a shared frame needs its own copy.
+ * `who` and `what` name the PD and the mapping in a failure.
+ */
+export function* mapFrameCopy(
+  u: ThreadContext,
+  a: Allocator,
+  frame: number,
+  vspace: number,
+  vaddr: number,
+  rights: number,
+  attributes: number,
+  who: string,
+  what: string,
+): Sel4Gen<void> {
+  const copy = a.slot();
+  check(
+    "copying a frame cap",
+    who,
+    yield* seL4_CNode_Copy(
+      u,
+      seL4_CapInitThreadCNode,
+      copy,
+      64,
+      seL4_CapInitThreadCNode,
+      frame,
+      64,
+      seL4_AllRights,
+    ),
+  );
+  check(`mapping ${what}`, who, yield* mapPage(u, a, copy, vaddr, rights, attributes, vspace));
+}
+
 export function cnodeCapData(guard: number, guardSize: number): number {
   return guard * 64 + guardSize;
 }
@@ -306,25 +340,17 @@ export function* buildSystem(
       const attr = seL4_ARM_Default_VMAttributes | (m.perms.execute ? 0 : 4);
       const step = mr.pageSize === 0x1000 ? 2 ** PAGE_BITS : 2 ** LARGE_PAGE_BITS;
       for (const [p, frame] of regionFrames.get(m.mr)!.entries()) {
-        const copy = a.slot();
-        check(
-          "copying a frame cap",
+        const vaddr = m.vaddr + p * step;
+        yield* mapFrameCopy(
+          u,
+          a,
+          frame,
+          o.vspace,
+          vaddr,
+          rights,
+          attr,
           pd.name,
-          yield* seL4_CNode_Copy(
-            u,
-            seL4_CapInitThreadCNode,
-            copy,
-            64,
-            seL4_CapInitThreadCNode,
-            frame,
-            64,
-            seL4_AllRights,
-          ),
-        );
-        check(
-          `mapping "${m.mr}" at 0x${(m.vaddr + p * step).toString(16)}`,
-          pd.name,
-          yield* mapPage(u, a, copy, m.vaddr + p * step, rights, attr, o.vspace),
+          `"${m.mr}" at 0x${vaddr.toString(16)}`,
         );
       }
     }

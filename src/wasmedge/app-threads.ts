@@ -32,7 +32,6 @@ import { MessageChannel, type MessagePort } from "node:worker_threads";
 import type { Kernel } from "../kernel/state.js";
 import type { TCB } from "../kernel/structures.js";
 import { ObjectType, PAGE_BITS } from "../kernel/types.js";
-import { mapPage } from "../pd/alloc.js";
 import {
   type Sel4Gen,
   seL4_AllRights,
@@ -42,7 +41,7 @@ import {
   seL4_CapInitThreadASIDPool,
   seL4_CapInitThreadCNode,
 } from "../pd/libsel4.js";
-import { seL4_ARM_ASIDPool_Assign, seL4_CNode_Copy, seL4_CNode_Mint } from "../pd/libsel4-invocations.js";
+import { seL4_ARM_ASIDPool_Assign, seL4_CNode_Mint } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
 import type { PDProgram } from "../platform/programs.js";
 import { check, cnodeCapData, INPUT_CAP, type LoadedPD, type LoadedSystem } from "../system/loader.js";
@@ -57,7 +56,7 @@ import {
   stdioService,
   TRAP_EXIT_CODE,
 } from "./appworker.js";
-import { configureRuntimeThread } from "./runtime-thread.js";
+import { configureRuntimeThread, shareFrame } from "./runtime-thread.js";
 import { createChannelBuffer, serveChannel } from "./service.js";
 import type { RunOptions, RunResult } from "./types.js";
 
@@ -119,31 +118,17 @@ export function* buildAppThreads(
     // channel is, shared memory between the application thread and the runtime PD (so that
     // `capvisor verify` sees the information flow both ways).
     const channel = yield* a.alloc(u, ObjectType.SmallPage);
-    for (const [vs, vaddr, who] of [
-      [vspace, APP_CHANNEL_VADDR, name],
-      [rt.vspaceCap, RUNTIME_APP_CHANNELS_VADDR + i * (1 << PAGE_BITS), rt.pd.name],
-    ] as const) {
-      const copy = a.slot();
-      check(
-        "copying a frame cap",
-        who,
-        yield* seL4_CNode_Copy(
-          u,
-          seL4_CapInitThreadCNode,
-          copy,
-          64,
-          seL4_CapInitThreadCNode,
-          channel,
-          64,
-          seL4_AllRights,
-        ),
-      );
-      check(
-        "mapping an application thread's request channel",
-        who,
-        yield* mapPage(u, a, copy, vaddr, seL4_CanRead | seL4_CanWrite, seL4_ARM_Default_VMAttributes, vs),
-      );
-    }
+    yield* shareFrame(
+      u,
+      a,
+      channel,
+      "an application thread's request channel",
+      seL4_ARM_Default_VMAttributes,
+      [
+        [vspace, APP_CHANNEL_VADDR, name],
+        [rt.vspaceCap, RUNTIME_APP_CHANNELS_VADDR + i * (1 << PAGE_BITS), rt.pd.name],
+      ],
+    );
     yield* mint(cnode, INPUT_CAP, ntfn, seL4_CanRead, 0);
     yield* mint(rt.cnodeCap, APP_NTFN_BASE + i, ntfn, seL4_CanWrite, 1);
     yield* mint(rt.cnodeCap, APP_TCB_BASE + i, tcb, seL4_AllRights, 0);

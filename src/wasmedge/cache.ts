@@ -189,6 +189,18 @@ export class ModuleCache {
     return result(module, "miss", t1 - t0, t2 - t1);
   }
 
+  /**
+   * `prepare`'s module, or undefined when the bytes do not make one: the runner (runWasi) then
+   * reports what is wrong, as `capvisor run` does.
+   */
+  async preparedOrNothing(bytes: Uint8Array, opts: PrepareOptions = {}): Promise<PreparedModule | undefined> {
+    try {
+      return (await this.prepare(bytes, opts)).prepared;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Forgets the compiled modules and facts held in memory (the disk cache stays). */
   clearMemory(): void {
     this.compiled.clear();

@@ -29,7 +29,7 @@ import { deserialize, serialize } from "node:v8";
 import type { Kernel } from "../kernel/state.js";
 import type { TCB } from "../kernel/structures.js";
 import { ObjectType, PAGE_BITS } from "../kernel/types.js";
-import { mapPage, startThread } from "../pd/alloc.js";
+import { startThread } from "../pd/alloc.js";
 import {
   type Sel4Gen,
   seL4_AllRights,
@@ -46,7 +46,7 @@ import {
   seL4_ReplyRecv,
   seL4_SetMR,
 } from "../pd/libsel4.js";
-import { seL4_ARM_ASIDPool_Assign, seL4_CNode_Copy, seL4_CNode_Mint } from "../pd/libsel4-invocations.js";
+import { seL4_ARM_ASIDPool_Assign, seL4_CNode_Mint } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
 import {
   check,
@@ -58,7 +58,7 @@ import {
   REPLY_CAP,
 } from "../system/loader.js";
 import { FileServer, type FsRequest } from "./fileserver.js";
-import { configureRuntimeThread } from "./runtime-thread.js";
+import { configureRuntimeThread, shareFrame } from "./runtime-thread.js";
 import type { Preopen } from "./types.js";
 
 export const FS_REQ = 1;
@@ -224,39 +224,11 @@ export function* buildFileServerPD(
   // The shared buffer: the same frames, mapped into both VSpaces.
   for (let p = 0; p < SHM_PAGES; p++) {
     const frame = yield* a.alloc(u, ObjectType.SmallPage);
-    for (const [vs, who] of [
-      [vspace, name],
-      [rt.vspaceCap, rt.pd.name],
-    ] as const) {
-      const copy = a.slot();
-      check(
-        "copying a frame cap",
-        who,
-        yield* seL4_CNode_Copy(
-          u,
-          seL4_CapInitThreadCNode,
-          copy,
-          64,
-          seL4_CapInitThreadCNode,
-          frame,
-          64,
-          seL4_AllRights,
-        ),
-      );
-      check(
-        "mapping the file-server buffer",
-        who,
-        yield* mapPage(
-          u,
-          a,
-          copy,
-          SHM_VADDR + p * (1 << PAGE_BITS),
-          seL4_CanRead | seL4_CanWrite,
-          seL4_ARM_Default_VMAttributes | 4,
-          vs,
-        ),
-      );
-    }
+    const vaddr = SHM_VADDR + p * (1 << PAGE_BITS);
+    yield* shareFrame(u, a, frame, "the file-server buffer", seL4_ARM_Default_VMAttributes | 4, [
+      [vspace, vaddr, name],
+      [rt.vspaceCap, vaddr, rt.pd.name],
+    ]);
   }
   yield* configureRuntimeThread(
     u,

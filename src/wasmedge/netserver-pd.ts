@@ -50,7 +50,7 @@ import { deserialize, serialize } from "node:v8";
 import type { Kernel } from "../kernel/state.js";
 import type { TCB } from "../kernel/structures.js";
 import { ObjectType, PAGE_BITS } from "../kernel/types.js";
-import { mapPage, startThread } from "../pd/alloc.js";
+import { startThread } from "../pd/alloc.js";
 import {
   type Sel4Gen,
   seL4_AllRights,
@@ -73,7 +73,6 @@ import {
 } from "../pd/libsel4.js";
 import {
   seL4_ARM_ASIDPool_Assign,
-  seL4_CNode_Copy,
   seL4_CNode_Mint,
   seL4_IRQHandler_Ack,
   seL4_TCB_BindNotification,
@@ -92,7 +91,7 @@ import {
   REPLY_CAP,
 } from "../system/loader.js";
 import { isNetOp, type NetRequest, type NetResponse, NetServer, type NetServerOptions } from "./netserver.js";
-import { configureRuntimeThread } from "./runtime-thread.js";
+import { configureRuntimeThread, shareFrame } from "./runtime-thread.js";
 
 export const NET_REQ = 1;
 export const NET_REQ_PART = 2;
@@ -405,39 +404,11 @@ export function* buildNetServerPD(
   // The shared buffer: the same frames, mapped into both VSpaces.
   for (let p = 0; p < NET_SHM_PAGES; p++) {
     const frame = yield* a.alloc(u, ObjectType.SmallPage);
-    for (const [vs, who] of [
-      [vspace, name],
-      [rt.vspaceCap, rt.pd.name],
-    ] as const) {
-      const copy = a.slot();
-      check(
-        "copying a frame cap",
-        who,
-        yield* seL4_CNode_Copy(
-          u,
-          seL4_CapInitThreadCNode,
-          copy,
-          64,
-          seL4_CapInitThreadCNode,
-          frame,
-          64,
-          seL4_AllRights,
-        ),
-      );
-      check(
-        "mapping the network buffer",
-        who,
-        yield* mapPage(
-          u,
-          a,
-          copy,
-          NET_SHM_VADDR + p * (1 << PAGE_BITS),
-          seL4_CanRead | seL4_CanWrite,
-          seL4_ARM_Default_VMAttributes | 4,
-          vs,
-        ),
-      );
-    }
+    const vaddr = NET_SHM_VADDR + p * (1 << PAGE_BITS);
+    yield* shareFrame(u, a, frame, "the network buffer", seL4_ARM_Default_VMAttributes | 4, [
+      [vspace, vaddr, name],
+      [rt.vspaceCap, vaddr, rt.pd.name],
+    ]);
   }
   yield* configureRuntimeThread(
     u,

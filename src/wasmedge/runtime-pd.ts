@@ -41,7 +41,7 @@
  *                        network; that PD signals this PD's notification with NET_READY_BADGE;
  *   slots APP_TCB_BASE + i and APP_NTFN_BASE + i
  *                        the TCB of its application thread i and Write on its notification
- *                        (app-threads.ts): to start it for each application and to wake it.
+ *                        (app-threads.ts): to start it for its first application and to wake it.
  * All three PDs are native threads (WasmPlatform.native): their code runs in the main thread.
  *
  * The request queue. An application's file or socket request arrives asynchronously, in the app
@@ -128,7 +128,7 @@ import {
 import { networkPolicy, runWasi } from "./runner.js";
 import { type RuntimeConfig, runtimeConfigs } from "./runtime-config.js";
 import type { AnyService } from "./service.js";
-import type { PreparedModule, RunResult } from "./types.js";
+import type { RunResult } from "./types.js";
 import { defaultRun, VmJobServer } from "./vm-jobs.js";
 
 // The configuration lives in runtime-config.ts; importers of this module keep finding it here.
@@ -463,12 +463,7 @@ function* runtimeProgram(
     let r: RunResult;
     try {
       const bytes = readFileSync(app.path);
-      let prepared: PreparedModule | undefined;
-      try {
-        prepared = (await cache.prepare(bytes)).prepared;
-      } catch {
-        // Not a valid module: runWasi reports what is wrong the way `capvisor run` does.
-      }
+      const prepared = await cache.preparedOrNothing(bytes);
       r = await runWasi(bytes, {
         ...(prepared !== undefined ? { prepared } : {}),
         appThread: pool.runner([session]),

@@ -3,7 +3,7 @@
  * (its file-server PD, its network PD, its application threads), as Microkit's tool does for a
  * PD: an IPC buffer mapped in the thread's VSpace, TCB_Configure with its CSpace and VSpace, a
  * scheduling context with the runtime PD's budget and period on the runtime PD's core, its
- * priority, and its name.
+ * priority, and its name. Also how such a thread and its runtime PD share a frame.
  */
 import { ObjectType } from "../kernel/types.js";
 import { type Allocator, mapPage } from "../pd/alloc.js";
@@ -21,7 +21,23 @@ import {
   seL4_TCB_SetSchedParams,
 } from "../pd/libsel4-invocations.js";
 import type { ThreadContext } from "../pd/machine.js";
-import { check, type LoadedPD, PD_IPC_BUFFER_VADDR } from "../system/loader.js";
+import { check, type LoadedPD, mapFrameCopy, PD_IPC_BUFFER_VADDR } from "../system/loader.js";
+
+/**
+ * Map `frame` (a cap in the root task's CNode) read-write into each VSpace of `at` (loader.ts,
+ * mapFrameCopy).
+ */
+export function* shareFrame(
+  u: ThreadContext,
+  a: Allocator,
+  frame: number,
+  what: string,
+  attributes: number,
+  at: readonly (readonly [vspace: number, vaddr: number, who: string])[],
+): Sel4Gen<void> {
+  for (const [vspace, vaddr, who] of at)
+    yield* mapFrameCopy(u, a, frame, vspace, vaddr, seL4_CanRead | seL4_CanWrite, attributes, who, what);
+}
 
 /** The root task's caps (slots of its CNode) of the thread's objects. */
 export interface RuntimeThreadCaps {

@@ -24,7 +24,7 @@ import {
 import type { AppThreadRunner } from "./app-threads.js";
 import { ModuleCache } from "./cache.js";
 import { type RunExtras, runWasi } from "./runner.js";
-import type { Preopen, PreparedModule, RunLimits, RunOptions } from "./types.js";
+import type { Preopen, RunLimits, RunOptions } from "./types.js";
 
 /** Where a job's output goes. */
 export interface JobIo {
@@ -377,13 +377,8 @@ export function defaultRun(settings: GuestRunSettings): RunJob {
   // Guests send the same modules again and again: compile each once (by its hash, in memory).
   const cache = settings.cache ?? new ModuleCache({ dir: null });
   return async (module, args, io, signal) => {
-    let prepared: PreparedModule | undefined;
-    try {
-      // On an application thread the fuel checks are its preemption checks.
-      prepared = (await cache.prepare(module, { instrument: settings.appThread !== undefined })).prepared;
-    } catch {
-      // Not a valid module: runWasi reports what is wrong the way `capvisor run` does.
-    }
+    // On an application thread the fuel checks are its preemption checks.
+    const prepared = await cache.preparedOrNothing(module, { instrument: settings.appThread !== undefined });
     const r = await runWasi(module, {
       ...(prepared !== undefined ? { prepared } : {}),
       args,
