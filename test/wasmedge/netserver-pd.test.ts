@@ -175,7 +175,18 @@ function ok<R extends NetResponse>(r: R): Extract<R, { ok: true }> {
 
 test("an echo server and client in a runtime PD: every socket call through the network PD", async () => {
   const port = await within(serverPort, 15_000, () => lines.join("\n"));
-  // The server takes two connections: the client's (through the relay) and one from the host.
+  // The server takes two connections: the client's (through the relay) and one from the host,
+  // made once the client's is served, so that the server is waiting on the host for it (a
+  // "pending" poll) rather than finding it already queued.
+  await within(
+    (async () => {
+      while (!lines.some((l) => l.startsWith("[runtime/echo_server] connection ")))
+        await new Promise((r) => setTimeout(r, 10));
+    })(),
+    15_000,
+    () => lines.join("\n"),
+  );
+  await new Promise((r) => setTimeout(r, 200));
   assert.equal(await hostEcho(port, "from the host"), "from the host");
   const results = await within(rt.done, 20_000, () => lines.join("\n"));
   assert.deepEqual(
