@@ -313,12 +313,13 @@ async function main(): Promise<void> {
       [
         "\nwhere the time goes (src/platform/wasm-platform.ts, pd-worker.ts, direct-call.ts):",
         "  a call through the kernel is four cross-thread handoffs (client worker -> main, main -> server",
-        "  worker, server -> main, main -> client worker), each a futex wake plus the main thread's pump, and",
-        "  register/IPC-buffer copies; so a call to an active server on another core costs several futex",
-        "  round trips. A passive server whose protected() needs no kernel is called directly in the caller's",
-        "  worker (DESIGN.md decision 3): no handoff at all. What would fix the active cross-core case: let",
-        "  workers wake each other directly (a kernel entry in shared memory, or a per-core kernel in each",
-        "  worker) instead of relaying every syscall through the main thread.",
+        "  worker, server -> main, main -> client worker) plus register and IPC-buffer copies. The kernel's",
+        "  thread polls its doorbell for 0.5 ms after each request while a host CPU is free for it (halt",
+        "  polling, HALT_POLL_MS), so the two handoffs into it cost no futex wake; the two out of it are",
+        "  futex wakes of a sleeping worker, as in the C ping-pong. The C futex ping-pong itself has two",
+        "  modes on this VM: about 5-10 µs while both vCPUs stay busy, 50-60 µs once a vCPU halts between",
+        "  wakes; compare with the mode it was in during this run. A passive server whose protected()",
+        "  needs no kernel is called directly in the caller's worker (DESIGN.md decision 3): no handoff.",
       ].join("\n"),
     );
   }

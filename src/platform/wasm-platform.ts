@@ -9,7 +9,7 @@
  * any other worker stop at its next preemption check. Idle cores wait for their timer deadline
  * with a host timer; running workers check the deadline themselves at preemption checks.
  */
-import { getPriority, setPriority } from "node:os";
+import { availableParallelism, getPriority, setPriority } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import {
   interruptEntry,
@@ -91,6 +91,20 @@ const PUMP_SLICE_MS = 4;
  * instead of 20%. Polling the last stretch costs the main thread 0.2 ms per release.
  */
 const IDLE_POLL_MS = 0.2;
+
+/**
+ * How long the pump keeps polling the doorbell after it last served a request, before it sleeps
+ * in a futex wait (ms): the halt-polling of KVM (halt_poll_ns) for the kernel's own thread. A
+ * futex wake of a thread whose host CPU has gone idle costs 25-60 µs on this kind of VM (the
+ * C futex ping-pong's slow mode), and every call through the kernel is two such wakes of the
+ * main thread; requests that come in quick succession (IPC, interrupts) find it awake instead.
+ * It polls only while a host CPU is left over for it (see pump), so it never takes a core from
+ * a running PD.
+ */
+const HALT_POLL_MS = 0.5;
+
+/** Host CPUs this process may use. */
+const HOST_CPUS = availableParallelism();
 
 /** Fake code addresses for program entry points, as in the Machine (see machine.ts). */
 const ENTRY_BASE = 2 ** 41;
@@ -491,6 +505,7 @@ export class WasmPlatform {
   private pump(): void {
     this.pumpScheduled = false;
     const sliceEnd = performance.now() + PUMP_SLICE_MS;
+    let lastServed = Number.NEGATIVE_INFINITY;
     for (;;) {
       if (this.stopped) return;
       // A worker waits for a host service that the event loop serves: let it run now.
@@ -505,15 +520,31 @@ export class WasmPlatform {
       }
       if (this.fireIdleTimers()) served = true;
       if (this.sources && this.takeSourceInterrupts()) served = true;
-      if (served) continue;
-      const left = sliceEnd - performance.now();
+      const t = performance.now();
+      if (served) {
+        lastServed = t;
+        continue;
+      }
+      const left = sliceEnd - t;
       if (left <= 0) break;
       const next = this.msToIdleDeadline();
       if (this.watching.size === 0 && !Number.isFinite(next) && !this.sources) return;
       if (next <= IDLE_POLL_MS) continue;
+      if (t - lastServed < HALT_POLL_MS && this.runningWorkers() < HOST_CPUS) {
+        const until = Math.min(lastServed + HALT_POLL_MS, sliceEnd);
+        while (Atomics.load(this.bell, 0) === seen && performance.now() < until) {}
+        continue;
+      }
       Atomics.wait(this.bell, 0, seen, Math.max(0, Math.min(left, next - IDLE_POLL_MS)));
     }
     this.schedulePump();
+  }
+
+  /** How many cores have a worker running on them now (each one busies a host CPU). */
+  private runningWorkers(): number {
+    let n = 0;
+    for (const r of this.running) if (r !== null && r.phase === "running") n++;
+    return n;
   }
 
   /** Enter the kernel for every line an interrupt source raised since the last look. */
