@@ -2,13 +2,17 @@
  * `npm run bench:rt [-- --quick]`: interrupt latency under load, capvisor next to cyclictest.
  *
  * capvisor: examples/bench/rt.system — a handler PD at priority 254 on cpu 0 owns IRQ 40; two
- * priority-1 PDs spin (`while (1)`, no syscalls), one per core. A "timer device" worker thread
- * fires every 1 ms at absolute times (Atomics.wait with a timeout, as cyclictest's
- * clock_nanosleep) and raises IRQ 40 itself through the platform's interrupt source (a bit and
- * the doorbell), so the kernel in the main thread takes it without going through the event loop.
- * Latency = from the tick's scheduled time to the handler PD's first syscall after its Wait returns (its IRQHandler_Ack), taken with the platform's syscall probe. The timer
- * is a worker, not a main-thread setInterval, because Node's timers have 1 ms granularity: that
- * would be Node's error, not capvisor's.
+ * priority-1 PDs spin (`while (1)`, no syscalls), one per core. The interrupt comes from the
+ * platform's periodic timer device (WasmPlatform.periodicTimer, src/platform/timer-device.ts),
+ * 1 ms apart at absolute times: the kernel's thread sleeps to each tick and raises the line
+ * itself, as a board's timer interrupts its core. For comparison, --realtime is also measured
+ * with the device as a worker thread of its own (TIMER_SOURCE) that sleeps to each tick and
+ * raises the line through an interrupt source (a bit and the doorbell): one more host wake-up
+ * on the way, printed apart. Latency = from the tick's scheduled time to the
+ * handler PD's code running again after its Wait returned: the time its worker resumed
+ * (Channel.resumedAt), as cyclictest's is its thread's return from clock_nanosleep; the platform's
+ * syscall probe reports it at the handler's next syscall (its IRQHandler_Ack). Neither device is
+ * a main-thread setInterval: Node's timers have 1 ms granularity.
  * cyclictest (Debian rt-tests, installed by scripts/setup-bench.sh): one thread, -i 1000, the
  * same count, SCHED_OTHER like capvisor's threads, with two busy-loop processes as the same load.
  * capvisor gives each PD's host thread a nice value from its seL4 priority (the spinners 19) and
@@ -97,21 +101,35 @@ interface CapvisorResult {
   timer: Latencies;
   wake: Latencies;
   kernelPath: Latencies;
+  /** From the handler's code running to its acknowledgement reaching the kernel (not in `total`). */
+  ack: Latencies;
   raised: number;
   delivered: number;
   handled: number;
   lost: number;
-  /** Of the lost: ticks the timer thread fired back to back, catching up after waking late. */
+  /** Of the lost: ticks raised less than half a period after the previous one (a late device catching up). */
   burst: number;
 }
 
-async function capvisor(hostPriorities: HostPriorities): Promise<CapvisorResult | { error: string }> {
+/**
+ * Where the interrupts come from: "platform", the platform's periodic timer device
+ * (WasmPlatform.periodicTimer), which the kernel's thread raises itself at each expiry, as a
+ * board's timer; "thread", a device model in a worker thread of its own (TIMER_SOURCE) that
+ * raises the line through an interrupt source, one more host wake-up on the way.
+ */
+type Device = "platform" | "thread";
+
+async function capvisor(
+  hostPriorities: HostPriorities,
+  device: Device = "platform",
+): Promise<CapvisorResult | { error: string }> {
   const events: string[] = [];
   const scheduled = new Float64Array(COUNT);
   const raisedAt = new Float64Array(COUNT);
   const queue: number[] = [];
   const total: number[] = [];
   const kernelPath: number[] = [];
+  const ack: number[] = [];
   const ctl = new Int32Array(new SharedArrayBuffer(8));
   const fired = new Float64Array(new SharedArrayBuffer(8 * COUNT));
   let started = false;
@@ -119,6 +137,8 @@ async function capvisor(hostPriorities: HostPriorities): Promise<CapvisorResult 
   let seen = 0;
   let lost = 0;
   let burst = 0;
+  /** Ticks the device has fired so far. */
+  let ticks = (): number => Atomics.load(ctl, 0);
   let sys: Awaited<ReturnType<typeof bootSystem>>;
   try {
     sys = await bootSystem(join(ROOT, "examples/bench/rt.system"), {
@@ -126,7 +146,7 @@ async function capvisor(hostPriorities: HostPriorities): Promise<CapvisorResult 
       onEvent: (pd, m) => events.push(`${pd}: ${m}`),
       platform: {
         hostPriorities,
-        onSyscall: (pd, sysno, ns) => {
+        onSyscall: (pd, sysno, ns, resumedNs) => {
           if (pd !== "handler") return;
           if (!started) {
             handlerWaiting = sysno !== SYS_CALL;
@@ -135,16 +155,19 @@ async function capvisor(hostPriorities: HostPriorities): Promise<CapvisorResult 
           if (sysno !== SYS_CALL) return;
           const i = queue.shift();
           if (i === undefined) return;
-          total.push(ns - scheduled[i]!);
-          kernelPath.push(ns - raisedAt[i]!);
+          total.push(resumedNs - scheduled[i]!);
+          kernelPath.push(resumedNs - raisedAt[i]!);
+          ack.push(ns - resumedNs);
         },
         // The platform takes the line: every tick fired since the last one is accounted here.
         // Only the first of them can be delivered; the rest coalesced in the line's bit.
         onInterrupt: (line, ns, coalesced) => {
           if (!started || line !== IRQ_LINE) return;
-          const n = Atomics.load(ctl, 0);
+          const n = ticks();
           for (let first = true; seen < n; seen++, first = false) {
             raisedAt[seen] = ns;
+            // The platform's device is raised by the kernel's thread as it takes the line.
+            if (device === "platform") fired[seen] = ns;
             if (first && !coalesced) queue.push(seen);
             else {
               lost++;
@@ -163,35 +186,48 @@ async function capvisor(hostPriorities: HostPriorities): Promise<CapvisorResult 
   await sleep(200);
   const k = sys.kernel;
   const delivered0 = k.stats.interrupts;
-  const source = sys.platform.interruptSource();
-  const startAt = new Float64Array(new SharedArrayBuffer(8));
-  const timer = new Worker(TIMER_SOURCE, {
-    eval: true,
-    workerData: {
-      ctl,
-      fired,
-      start: startAt,
-      n: COUNT,
-      period: PERIOD_NS,
-      irqs: new Int32Array(source.irqs),
-      bell: new Int32Array(source.bell),
-      line: IRQ_LINE,
-      hostPriorities: hostPriorities !== false,
-      fifo: hostPriorities === "realtime" ? SOURCE_FIFO : 0,
-    },
-  });
-  await once(timer, "message");
-  const start = clockNs() + 5 * PERIOD_NS;
-  for (let i = 0; i < COUNT; i++) scheduled[i] = start + i * PERIOD_NS;
-  startAt[0] = start;
-  started = true;
-  Atomics.store(ctl, 1, 1);
-  Atomics.notify(ctl, 1);
+  let stopDevice: () => Promise<void>;
+  if (device === "platform") {
+    const start = clockNs() + 5 * PERIOD_NS;
+    for (let i = 0; i < COUNT; i++) scheduled[i] = start + i * PERIOD_NS;
+    started = true;
+    const timer = sys.platform.periodicTimer(IRQ_LINE, PERIOD_NS, { firstNs: start, count: COUNT });
+    ticks = () => timer.ticks;
+    stopDevice = async () => timer.stop();
+  } else {
+    const source = sys.platform.interruptSource();
+    const startAt = new Float64Array(new SharedArrayBuffer(8));
+    const timer = new Worker(TIMER_SOURCE, {
+      eval: true,
+      workerData: {
+        ctl,
+        fired,
+        start: startAt,
+        n: COUNT,
+        period: PERIOD_NS,
+        irqs: new Int32Array(source.irqs),
+        bell: new Int32Array(source.bell),
+        line: IRQ_LINE,
+        hostPriorities: hostPriorities !== false,
+        fifo: hostPriorities === "realtime" ? SOURCE_FIFO : 0,
+      },
+    });
+    await once(timer, "message");
+    const start = clockNs() + 5 * PERIOD_NS;
+    for (let i = 0; i < COUNT; i++) scheduled[i] = start + i * PERIOD_NS;
+    startAt[0] = start;
+    started = true;
+    Atomics.store(ctl, 1, 1);
+    Atomics.notify(ctl, 1);
+    stopDevice = async () => {
+      await timer.terminate();
+    };
+  }
   while (seen < COUNT) await sleep(5);
   // Give the last interrupts time to reach the handler.
   const t1 = Date.now();
   while (queue.length > 0 && Date.now() - t1 < 1000) await sleep(5);
-  await timer.terminate();
+  await stopDevice();
   const delivered = k.stats.interrupts - delivered0;
   await sys.stop();
   if (events.length > 0) return { error: `a PD reported: ${events.join("; ")}` };
@@ -202,6 +238,7 @@ async function capvisor(hostPriorities: HostPriorities): Promise<CapvisorResult 
     timer: summarize(timerLate),
     wake: summarize(Array.from(fired, (f, i) => raisedAt[i]! - f)),
     kernelPath: summarize(kernelPath),
+    ack: summarize(ack),
     raised: COUNT,
     delivered,
     handled: total.length,
@@ -292,6 +329,8 @@ async function main(): Promise<void> {
   const nice = await capvisor(true);
   process.stdout.write("  measuring capvisor --realtime ...\n");
   const cv = await capvisor("realtime");
+  process.stdout.write("  measuring capvisor --realtime, the device in a thread of its own ...\n");
+  const cvThread = await capvisor("realtime", "thread");
 
   console.log("");
   const pad = 56;
@@ -312,26 +351,34 @@ async function main(): Promise<void> {
     "error" in r ? "" : ` (${r.lost} lost)`;
   const total = (r: CapvisorResult | { error: string }): Latencies | { error: string } =>
     "error" in r ? r : r.total;
-  if ("error" in cv) row("capvisor --realtime: scheduled tick -> handler PD", cv);
-  else {
-    row("capvisor --realtime: scheduled tick -> handler PD", cv.total, lostNote(cv));
-    row("  of which: scheduled -> timer thread woke", cv.timer, " (host timer, not capvisor)");
-    row(
-      "  of which: timer thread woke -> kernel takes the IRQ",
-      cv.wake,
-      " (doorbell wake of the main thread)",
-    );
-    row("  of which: raise(IRQ) -> handler PD's syscall", cv.kernelPath, " (capvisor's own path)");
-  }
+  /** A capvisor figure and where its time went, by the device that raised the interrupts. */
+  const breakdown = (name: string, r: CapvisorResult | { error: string }, device: Device): void => {
+    if ("error" in r) {
+      row(name, r);
+      return;
+    }
+    row(name, r.total, lostNote(r));
+    if (device === "platform")
+      row("  of which: scheduled -> kernel takes the IRQ", r.timer, " (the kernel thread's timer wake-up)");
+    else {
+      row("  of which: scheduled -> device raised the line", r.timer, " (the device thread's wake-up)");
+      row("  of which: device raised -> kernel takes the IRQ", r.wake, " (doorbell wake of the kernel)");
+    }
+    row("  of which: kernel takes the IRQ -> handler PD runs", r.kernelPath, " (capvisor's own path)");
+  };
+  breakdown("capvisor --realtime: scheduled tick -> handler PD", cv, "platform");
+  if (!("error" in cv))
+    row("not in the latency: handler runs -> its ack in the kernel", cv.ack, " (the next kernel entry)");
+  breakdown("capvisor --realtime, device in its own thread", cvThread, "thread");
   row(`cyclictest -p ${fifo} (SCHED_FIFO), load nice 19`, ctRt, " (1 µs histogram buckets)");
-  row("capvisor, nice values (the default)", total(nice), lostNote(nice));
+  breakdown("capvisor, nice values (the default)", nice, "platform");
   row("capvisor without host priorities (all threads nice 0)", total(plain), lostNote(plain));
   row("cyclictest (SCHED_OTHER), load nice 19", ct, " (1 µs histogram buckets)");
   row("cyclictest (SCHED_OTHER), load at nice 0", ct0, " (1 µs histogram buckets)");
 
   if (!("error" in cv))
     console.log(
-      `\ninterrupts (--realtime): ${cv.raised} raised, ${cv.delivered} delivered by the kernel, ${cv.handled} handled by the PD, ${cv.lost} lost (coalesced while still pending; ${cv.burst} of them fired less than half a period after the previous tick by a timer thread catching up after waking late)`,
+      `\ninterrupts (--realtime): ${cv.raised} raised, ${cv.delivered} delivered by the kernel, ${cv.handled} handled by the PD, ${cv.lost} lost (coalesced while still pending; ${cv.burst} of them raised less than half a period after the previous tick: the kernel's thread woke late and took several expiries at once)`,
     );
   console.log("\ngoals of issue 3 (reported, not asserted):");
   const goal = (
@@ -352,9 +399,11 @@ async function main(): Promise<void> {
     console.log(`  no interrupt lost (--realtime): ${cv.lost === 0 ? "MET" : `MISSED (${cv.lost} lost)`}`);
   console.log(
     [
-      "  the path: the tick rings the platform's doorbell and wakes the kernel's thread (a futex wake), the",
-      "  kernel resumes the handler's worker (another futex wake). Time-shared, a wake-up can wait behind",
-      "  the host's slice (about 1.5 ms on 2 cores) whatever its nice value; SCHED_FIFO removes that.",
+      "  the path: the platform's timer device is raised by the kernel's own thread, which sleeps to each",
+      "  tick and polls its last 50 µs (src/platform/timer-device.ts); the kernel then resumes the handler's",
+      "  worker (a futex wake of another thread, on another host CPU). A device in a thread of its own adds",
+      "  that thread's wake-up and a doorbell wake of the kernel. Time-shared, a wake-up can wait behind the",
+      "  host's slice (about 1.5 ms on 2 cores) whatever its nice value; SCHED_FIFO removes that.",
     ].join("\n"),
   );
 }

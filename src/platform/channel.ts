@@ -56,7 +56,8 @@ const REGS_OFFSET = CTL_BYTES;
 export const REG_WORDS = 9;
 const IPC_OFFSET = REGS_OFFSET + 2 * 4 * REG_WORDS + 8;
 const DEADLINE_OFFSET = IPC_OFFSET + 8 * IPC_BUFFER_WORDS;
-export const CHANNEL_BYTES = DEADLINE_OFFSET + 8;
+/** Two Float64 words: the deadline, then when the worker last resumed (see Channel.resumedAt). */
+export const CHANNEL_BYTES = DEADLINE_OFFSET + 16;
 
 export class Channel {
   readonly ctl: Int32Array;
@@ -66,11 +67,18 @@ export class Channel {
   readonly ipc: Uint32Array;
   /** Nanoseconds on the shared clock (performance.timeOrigin based) at which the thread must enter the kernel. */
   readonly deadline: Float64Array;
+  /**
+   * resumedAt[0]: when the worker last came back from waiting for the kernel (clockNs), written
+   * by the worker as its code is about to continue: the moment a thread is "running again" for a
+   * latency measurement, as a cyclictest thread's return from clock_nanosleep is.
+   */
+  readonly resumedAt: Float64Array;
   constructor(readonly sab: SharedArrayBuffer) {
     this.ctl = new Int32Array(sab, 0, CTL_BYTES / 4);
     this.regs = new Uint32Array(sab, REGS_OFFSET, 2 * REG_WORDS);
     this.ipc = new Uint32Array(sab, IPC_OFFSET, 2 * IPC_BUFFER_WORDS);
     this.deadline = new Float64Array(sab, DEADLINE_OFFSET, 1);
+    this.resumedAt = new Float64Array(sab, DEADLINE_OFFSET + 8, 1);
   }
   static create(): Channel {
     return new Channel(new SharedArrayBuffer(CHANNEL_BYTES));
@@ -93,6 +101,7 @@ export function postRequest(ch: Channel, bell: Int32Array, kind: number, arg: nu
     if (s === S_RESUMED) break;
     Atomics.wait(ctl, STATE, s);
   }
+  ch.resumedAt[0] = clockNs();
   const response = ctl[RESPONSE]!;
   Atomics.store(ctl, STATE, S_RUNNING);
   return response;

@@ -70,8 +70,10 @@ export interface PlatformOptions {
    * syscall request reaches the kernel, just before the kernel handles it, with the syscall
    * number and the shared host clock (`clockNs()`, ns). Costs one clock read when set; nothing
    * when not. The time is when the main thread saw the request, not when the PD issued it.
+   * `resumedNs` is when the thread's worker last resumed before making this request (its code
+   * started running again after its previous kernel entry; `Channel.resumedAt`).
    */
-  onSyscall?: (pd: string, sysno: number, ns: number) => void;
+  onSyscall?: (pd: string, sysno: number, ns: number, resumedNs: number) => void;
   /**
    * Probe: called when the platform takes an interrupt raised through an interrupt source, with
    * the host clock and whether it coalesced with one still pending (seL4 keeps one bit a line).

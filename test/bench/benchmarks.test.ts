@@ -62,12 +62,14 @@ test("bench:rt --quick prints capvisor's and cyclictest's latencies and the inte
   const out = runQuick("rt");
   for (const row of [
     "capvisor --realtime: scheduled tick -> handler PD",
+    "capvisor --realtime, device in its own thread",
     "capvisor, nice values (the default)",
     "cyclictest -p",
     "cyclictest (SCHED_OTHER), load nice 19",
   ])
     assertRow(out, row);
   assert.doesNotMatch(out, /capvisor --realtime: scheduled tick -> handler PD.*NOT RUN/);
+  assert.doesNotMatch(out, /capvisor --realtime, device in its own thread.*NOT RUN/);
   const counts =
     /interrupts \(--realtime\): (\d+) raised, (\d+) delivered by the kernel, (\d+) handled by the PD, (\d+) lost/.exec(
       out,

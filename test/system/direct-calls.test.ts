@@ -7,50 +7,24 @@
  * called directly.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { test } from "node:test";
 import type { SchedContext } from "../../src/kernel/structures.js";
 import { directCallBlocker } from "../../src/pd/wasm/direct-call.js";
 import { instrumentPreemption } from "../../src/pd/wasm/instrument.js";
 import { type BootedSystem, bootSystem } from "../../src/system/boot.js";
+import { cPds, ROOT, sleep } from "../c-pds.js";
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const OUT = join(ROOT, "build/test/direct");
-const SRC = join(ROOT, "test/system/direct");
-const dirs: string[] = [];
-const booted: BootedSystem[] = [];
+const pds = cPds("direct", "test/system/direct", [
+  ["calc.wasm", "calc.c"],
+  ["client1.wasm", "client.c", "-DMODE=1"],
+  ["client2.wasm", "client.c", "-DMODE=2"],
+  ["client3.wasm", "client.c", "-DMODE=3"],
+]);
+const OUT = pds.out;
 
-before(() => {
-  execFileSync("sh", [join(ROOT, "scripts/setup.sh")], { stdio: ["ignore", "inherit", "inherit"] });
-  execFileSync("sh", [join(ROOT, "scripts/build-examples.sh")], { stdio: ["ignore", "inherit", "inherit"] });
-  mkdirSync(OUT, { recursive: true });
-  const cc = (out: string, src: string, ...flags: string[]) =>
-    execFileSync("sh", [join(ROOT, "scripts/build-c-pd.sh"), ...flags, join(OUT, out), join(SRC, src)], {
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-  cc("calc.wasm", "calc.c");
-  cc("client1.wasm", "client.c", "-DMODE=1");
-  cc("client2.wasm", "client.c", "-DMODE=2");
-  cc("client3.wasm", "client.c", "-DMODE=3");
-});
-after(async () => {
-  for (const s of booted) await s.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function system(xml: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "capvisor-direct-"));
-  dirs.push(dir);
-  const file = join(dir, "direct.system");
-  writeFileSync(file, xml);
-  return file;
-}
+const system = pds.systemFile;
 
 /** A client calling calc (a passive server), and a bystander; the client's <protection_domain> attributes. */
 const calcSystem = (client: string, attrs = "") =>
@@ -95,7 +69,7 @@ async function boot(
     onLine: (pd, l) => lines.push(`${pd}: ${l}`),
     onEvent: (pd, m) => lines.push(`event ${pd}: ${m}`),
   });
-  booted.push(sys);
+  pds.track(sys);
   for (let i = 0; i < 1000 && !until(lines); i++) await sleep(10);
   await sleep(100);
   const run = { sys, lines, states: states(sys), direct: sys.directCalls() };
