@@ -35,4 +35,21 @@ export {
   type ThreadProgram,
   UserThread,
 } from "./pd/machine.js";
+export {
+  type InterruptSource,
+  type PDProgram,
+  type PeriodicTimer,
+  type PlatformOptions,
+  raiseFromSource,
+  type ThreadStatus,
+  WasmPlatform,
+} from "./platform/wasm-platform.js";
+// Booting a system description and driving it, as `capvisor up` does.
+export {
+  type BootedSystem,
+  type BootOptions,
+  bootSystem,
+  type PDRuntime,
+  type RuntimeHooks,
+} from "./system/boot.js";
 export { type DemoOptions, type DemoResult, runDemo } from "./system/demo.js";
