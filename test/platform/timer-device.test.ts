@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { TimerDevice } from "../../src/platform/timer-device.js";
 import { bootSystem } from "../../src/system/boot.js";
-import { cPds, ROOT, sleep } from "../c-pds.js";
+import { cPds, ROOT, sleep } from "../fixtures.js";
 
 const LINE = 40;
 const pds = cPds("timer", "test/platform/timer", [["ticker.wasm", "ticker.c"]]);

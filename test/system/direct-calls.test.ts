@@ -14,7 +14,7 @@ import type { SchedContext } from "../../src/kernel/structures.js";
 import { directCallBlocker } from "../../src/pd/wasm/direct-call.js";
 import { instrumentPreemption } from "../../src/pd/wasm/instrument.js";
 import { type BootedSystem, bootSystem } from "../../src/system/boot.js";
-import { cPds, ROOT, sleep } from "../c-pds.js";
+import { cPds, ROOT, sleep } from "../fixtures.js";
 
 const pds = cPds("direct", "test/system/direct", [
   ["calc.wasm", "calc.c"],

@@ -6,15 +6,12 @@
  * holds exactly the capabilities the loader is meant to give it. Then the configuration errors.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { test } from "node:test";
 import type { Cap, CNodeObj } from "../../src/kernel/structures.js";
 import { CapType, TCB_CTABLE, ThreadState } from "../../src/kernel/types.js";
-import { type BootedSystem, bootSystem } from "../../src/system/boot.js";
+import { bootSystem } from "../../src/system/boot.js";
 import { INPUT_CAP, LoadError, MONITOR_EP, REPLY_CAP } from "../../src/system/loader.js";
 import { loadSdf } from "../../src/system/sdf.js";
 import { type VmmPD, vmmRuntime } from "../../src/vmm/vmm-pd.js";
@@ -27,25 +24,10 @@ import {
   runtimeConfigs,
   wasmedgeRuntime,
 } from "../../src/wasmedge/runtime-pd.js";
+import { fixtures, ROOT } from "../fixtures.js";
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const SYSTEM = join(ROOT, "examples/wasmedge-pd/wasmedge-pd.system");
-
-before(() => {
-  execFileSync("sh", [join(ROOT, "scripts/setup.sh")], { stdio: ["ignore", "inherit", "inherit"] });
-  execFileSync("sh", [join(ROOT, "examples/wasmedge-pd/build.sh")], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-});
-
-const booted: BootedSystem<RuntimePD>[] = [];
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-after(async () => {
-  for (const s of booted) await s.stop();
-});
+const fx = fixtures("rt", ["examples/wasmedge-pd/build.sh"]);
 
 /** The non-null caps of a thread's CSpace root, by slot. */
 function cspace(t: { ctes: { cap: Cap }[] }): Map<number, Cap> {
@@ -64,7 +46,7 @@ test("a runtime PD runs its applications, and their files come from its file-ser
     onLine: (pd, l) => lines.push(`[${pd}] ${l}`),
     onEvent: (pd, m) => events.push(`${pd}: ${m}`),
   });
-  booted.push(sys);
+  fx.track(sys);
   assert.equal(sys.runtimes.length, 1);
   const rt = sys.runtimes[0]!;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -180,8 +162,7 @@ test("a runtime PD runs its applications, and their files come from its file-ser
 });
 
 test("payloads larger than the shared buffer travel in chunks; a symlink cannot leave the preopen", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "capvisor-rt-"));
-  dirs.push(dir);
+  const dir = fx.tempDir();
   mkdirSync(join(dir, "w"));
   mkdirSync(join(dir, "secret"));
   writeFileSync(join(dir, "secret/key.txt"), "top secret\n");
@@ -207,7 +188,7 @@ test("payloads larger than the shared buffer travel in chunks; a symlink cannot 
     onLine: (pd, l) => lines.push(`[${pd}] ${l}`),
     onEvent: (pd, m) => events.push(`${pd}: ${m}`),
   });
-  booted.push(sys);
+  fx.track(sys);
   const rt = sys.runtimes[0]!;
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
@@ -233,10 +214,13 @@ test("payloads larger than the shared buffer travel in chunks; a symlink cannot 
   );
 });
 
+/** The folder of the last description `describe` wrote. */
+let describedIn = "";
+
 /** A description in a temporary folder (with a data directory and an app module). */
 function describe(pdXml: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "capvisor-rt-"));
-  dirs.push(dir);
+  const dir = fx.tempDir();
+  describedIn = dir;
   mkdirSync(join(dir, "data"));
   writeFileSync(join(dir, "app.wasm"), new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));
   writeFileSync(join(dir, "pd.wasm"), new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));
@@ -293,7 +277,7 @@ test("runtime PD configuration: attributes, defaults and clear errors", async ()
   );
   assert.equal(
     await configError(pd('capvisor:runtime="wasmedge" capvisor:dirs="/d:./nowhere"')),
-    `FILE:3:1: <protection_domain>: PD "rt": capvisor:dirs: "./nowhere" (${dirs.at(-1)}/nowhere) is not a directory; create it or fix the path`,
+    `FILE:3:1: <protection_domain>: PD "rt": capvisor:dirs: "./nowhere" (${describedIn}/nowhere) is not a directory; create it or fix the path`,
   );
   assert.match(
     await configError(pd('capvisor:runtime="wasmedge" capvisor:dirs="d:./data"')),

@@ -4,47 +4,25 @@
  * budget, while another application of the same runtime PD, on the same core, runs to its end.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { test } from "node:test";
 import { ThreadState } from "../../src/kernel/types.js";
-import { type BootedSystem, bootSystem } from "../../src/system/boot.js";
-import { type RuntimePD, wasmedgeRuntime } from "../../src/wasmedge/runtime-pd.js";
+import { bootSystem } from "../../src/system/boot.js";
+import { wasmedgeRuntime } from "../../src/wasmedge/runtime-pd.js";
+import { fixtures, ROOT, sleep } from "../fixtures.js";
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const APPS = join(ROOT, "build/examples/wasmedge-pd");
-
-before(() => {
-  execFileSync("sh", [join(ROOT, "scripts/setup.sh")], { stdio: ["ignore", "inherit", "inherit"] });
-  execFileSync("sh", [join(ROOT, "examples/wasmedge-pd/build.sh")], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-});
-
-const booted: BootedSystem<RuntimePD>[] = [];
-const dirs: string[] = [];
-after(async () => {
-  for (const s of booted) await s.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fx = fixtures("app-threads", ["examples/wasmedge-pd/build.sh"]);
 
 test("an application that spins is preempted and held to its budget; its neighbour on the core runs to its end", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "capvisor-app-threads-"));
-  dirs.push(dir);
-  const file = join(dir, "spin.system");
-  writeFileSync(
-    file,
+  const file = fx.systemFile(
     `<system xmlns:capvisor="https://capvisor.dev/sdf">
   <protection_domain name="rt" priority="50" budget="2000" period="10000" cpu="1" capvisor:runtime="wasmedge"
       capvisor:apps="${APPS}/spin.wasm; ${APPS}/hello.wasm one two">
     <program_image path="${APPS}/spin.wasm" />
   </protection_domain>
 </system>`,
+    "spin.system",
   );
   const lines: string[] = [];
   const events: string[] = [];
@@ -54,7 +32,7 @@ test("an application that spins is preempted and held to its budget; its neighbo
     onLine: (pd, l) => lines.push(`[${pd}] ${l}`),
     onEvent: (pd, m) => events.push(`${pd}: ${m}`),
   });
-  booted.push(sys);
+  fx.track(sys);
   const rt = sys.runtimes[0]!;
   const [spin, hello] = rt.appThreads;
   assert.equal(spin!.name, "rt/spin");
