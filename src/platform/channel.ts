@@ -7,6 +7,7 @@
  */
 import { IPC_BUFFER_WORDS } from "../kernel/types.js";
 import type { DirectCallInit, DirectServerInit } from "./direct-call.js";
+import { hostThreadId } from "./host-priority.js";
 
 export type { DirectCallInit, DirectServerInit };
 
@@ -105,6 +106,37 @@ export function postRequest(ch: Channel, bell: Int32Array, kind: number, arg: nu
   const response = ctl[RESPONSE]!;
   Atomics.store(ctl, STATE, S_RUNNING);
   return response;
+}
+
+/**
+ * A worker's side of its thread's channel (pd-worker.ts, a VM's vcpu, a WASI application thread):
+ * it records its host thread id for the platform, enters the kernel and reports a failed load.
+ */
+export class ThreadSide {
+  readonly ch: Channel;
+  readonly ctl: Int32Array;
+  readonly bell: Int32Array;
+  constructor(init: { sab: SharedArrayBuffer; bell: SharedArrayBuffer }) {
+    this.ch = new Channel(init.sab);
+    this.ctl = this.ch.ctl;
+    this.ctl[TID] = hostThreadId();
+    this.bell = new Int32Array(init.bell);
+  }
+
+  /** Enter the kernel (postRequest) and return how it resumed the thread; R_TERMINATE ends the worker. */
+  request(kind: number, arg: number): number {
+    const response = postRequest(this.ch, this.bell, kind, arg);
+    if (response === R_TERMINATE) process.exit(0);
+    return response;
+  }
+
+  /** Tell the kernel side that the thread's program could not be loaded (K_LOAD_ERROR). */
+  loadFailed(): void {
+    this.ctl[KIND] = K_LOAD_ERROR;
+    Atomics.store(this.ctl, STATE, S_REQUEST);
+    Atomics.add(this.bell, 0, 1);
+    Atomics.notify(this.bell, 0);
+  }
 }
 
 /**

@@ -14,24 +14,17 @@
  */
 import { workerData } from "node:worker_threads";
 import {
-  Channel,
   clockNs,
   K_EXIT,
-  K_LOAD_ERROR,
   K_PREEMPT,
   K_READY,
   K_SYSCALL,
   K_TRAP,
-  KIND,
   PREEMPT,
-  postRequest,
   R_RESTART,
   R_START,
-  R_TERMINATE,
   REG_WORDS,
-  S_REQUEST,
-  STATE,
-  TID,
+  ThreadSide,
   type WorkerInit,
 } from "./channel.js";
 import {
@@ -42,20 +35,16 @@ import {
   SYS_CALL,
   SYS_REPLY_RECV,
 } from "./direct-call.js";
-import { hostThreadId } from "./host-priority.js";
 import { trapNumber } from "./traps.js";
 
 const init = workerData as WorkerInit;
-const ch = new Channel(init.sab);
-const ctl = ch.ctl;
-ctl[TID] = hostThreadId();
-const bell = new Int32Array(init.bell);
+const side = new ThreadSide(init);
+const { ch, ctl } = side;
 
 /** Post a request and block until the kernel resumes this thread; returns the response. */
 function request(kind: number, arg: number): number {
   flushShared();
-  const response = postRequest(ch, bell, kind, arg);
-  if (response === R_TERMINATE) process.exit(0);
+  const response = side.request(kind, arg);
   loadShared();
   return response;
 }
@@ -224,11 +213,8 @@ try {
   if (init.directCalls !== undefined && init.directCalls.length > 0)
     caller = new DirectCaller(init.directCalls, preempt, init.fuel);
 } catch (e) {
-  ch.ctl[KIND] = K_LOAD_ERROR;
   process.stderr.write(`${init.name}: ${(e as Error).message}\n`);
-  Atomics.store(ctl, STATE, S_REQUEST);
-  Atomics.add(bell, 0, 1);
-  Atomics.notify(bell, 0);
+  side.loadFailed();
   process.exit(1);
 }
 

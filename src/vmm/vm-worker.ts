@@ -13,24 +13,16 @@
  */
 import { receiveMessageOnPort, workerData } from "node:worker_threads";
 import {
-  Channel,
   type CustomWorkerInit,
   clockNs,
-  K_LOAD_ERROR,
   K_PREEMPT,
   K_READY,
   K_TRAP,
   K_VMFAULT,
-  KIND,
   PREEMPT,
-  postRequest,
   R_START,
-  R_TERMINATE,
-  S_REQUEST,
-  STATE,
-  TID,
+  ThreadSide,
 } from "../platform/channel.js";
-import { hostThreadId } from "../platform/host-priority.js";
 import { RingRegion } from "../platform/ring.js";
 import { ChannelDevice, PORT_BASE, PORT_LAST } from "./channel-device.js";
 import { describeProgress, ensureSnapshot, readSnapshot, type SnapshotProgress } from "./snapshot.js";
@@ -48,10 +40,8 @@ import {
 
 const init = workerData as CustomWorkerInit;
 const data = init.data as VmWorkerData;
-const ch = new Channel(init.sab);
-const ctl = ch.ctl;
-ctl[TID] = hostThreadId();
-const bell = new Int32Array(init.bell);
+const side = new ThreadSide(init);
+const { ch, ctl } = side;
 const control = new Int32Array(data.control);
 
 /** Longest slice of guest execution between two looks at the kernel's flags (ms). */
@@ -67,17 +57,12 @@ function post(m: VmMessage): void {
 
 /** Post a request and block until the kernel resumes this thread; returns the response. */
 function request(kind: number, arg: number): number {
-  const response = postRequest(ch, bell, kind, arg);
-  if (response === R_TERMINATE) process.exit(0);
-  return response;
+  return side.request(kind, arg);
 }
 
 function loadError(message: string): never {
   post({ type: "error", message });
-  ctl[KIND] = K_LOAD_ERROR;
-  Atomics.store(ctl, STATE, S_REQUEST);
-  Atomics.add(bell, 0, 1);
-  Atomics.notify(bell, 0);
+  side.loadFailed();
   // Let the message reach the VMM before the worker goes.
   setTimeout(() => process.exit(1), 100);
   throw new Error(message);

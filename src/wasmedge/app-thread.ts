@@ -18,7 +18,6 @@ import { receiveMessageOnPort, workerData } from "node:worker_threads";
 import { Syscall } from "../kernel/types.js";
 import {
   askEventLoop,
-  Channel,
   type CustomWorkerInit,
   clockNs,
   K_EXIT,
@@ -26,13 +25,10 @@ import {
   K_READY,
   K_SYSCALL,
   PREEMPT,
-  postRequest,
   R_RESTART,
   R_START,
-  R_TERMINATE,
-  TID,
+  ThreadSide,
 } from "../platform/channel.js";
-import { hostThreadId } from "../platform/host-priority.js";
 import {
   type AppJob,
   type AppThreadData,
@@ -48,10 +44,8 @@ import type { RunResult } from "./types.js";
 
 const init = workerData as CustomWorkerInit;
 const data = init.data as AppThreadData;
-const ch = new Channel(init.sab);
-const ctl = ch.ctl;
-ctl[TID] = hostThreadId();
-const bell = new Int32Array(init.bell);
+const side = new ThreadSide(init);
+const { ch, ctl, bell } = side;
 const control = new Int32Array(data.control);
 
 /** The kernel started the thread at its entry again in the middle of a job. */
@@ -59,8 +53,7 @@ class Restarted extends Error {}
 
 /** Enter the kernel and block until it resumes this thread; returns how. */
 function enter(kind: number, arg: number): number {
-  const response = postRequest(ch, bell, kind, arg);
-  if (response === R_TERMINATE) process.exit(0);
+  const response = side.request(kind, arg);
   if (response === R_START && kind !== K_EXIT && kind !== K_READY) {
     throw new Restarted("the application thread was restarted");
   }
