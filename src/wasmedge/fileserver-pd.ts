@@ -33,7 +33,6 @@ import { startThread } from "../pd/alloc.js";
 import {
   type Sel4Gen,
   seL4_AllRights,
-  seL4_ARM_Default_VMAttributes,
   seL4_CanGrantReply,
   seL4_CanRead,
   seL4_CanWrite,
@@ -58,7 +57,7 @@ import {
   REPLY_CAP,
 } from "../system/loader.js";
 import { FileServer, type FsRequest } from "./fileserver.js";
-import { configureRuntimeThread, shareFrame } from "./runtime-thread.js";
+import { configureRuntimeThread, shareBuffer } from "./runtime-thread.js";
 import type { Preopen } from "./types.js";
 
 export const FS_REQ = 1;
@@ -222,14 +221,7 @@ export function* buildFileServerPD(
   yield* give(rt.cnodeCap, fsSlot, ep, seL4_CanWrite | seL4_CanGrantReply, badge);
 
   // The shared buffer: the same frames, mapped into both VSpaces.
-  for (let p = 0; p < SHM_PAGES; p++) {
-    const frame = yield* a.alloc(u, ObjectType.SmallPage);
-    const vaddr = SHM_VADDR + p * (1 << PAGE_BITS);
-    yield* shareFrame(u, a, frame, "the file-server buffer", seL4_ARM_Default_VMAttributes | 4, [
-      [vspace, vaddr, name],
-      [rt.vspaceCap, vaddr, rt.pd.name],
-    ]);
-  }
+  yield* shareBuffer(u, a, rt, { vspace, name }, SHM_VADDR, SHM_PAGES, "the file-server buffer");
   yield* configureRuntimeThread(
     u,
     a,

@@ -54,7 +54,6 @@ import { startThread } from "../pd/alloc.js";
 import {
   type Sel4Gen,
   seL4_AllRights,
-  seL4_ARM_Default_VMAttributes,
   seL4_Call,
   seL4_CanGrantReply,
   seL4_CanRead,
@@ -91,7 +90,7 @@ import {
   REPLY_CAP,
 } from "../system/loader.js";
 import { isNetOp, type NetRequest, type NetResponse, NetServer, type NetServerOptions } from "./netserver.js";
-import { configureRuntimeThread, shareFrame } from "./runtime-thread.js";
+import { configureRuntimeThread, shareBuffer } from "./runtime-thread.js";
 
 export const NET_REQ = 1;
 export const NET_REQ_PART = 2;
@@ -402,14 +401,7 @@ export function* buildNetServerPD(
   check("TCB_BindNotification", name, yield* seL4_TCB_BindNotification(u, tcb, ntfn));
 
   // The shared buffer: the same frames, mapped into both VSpaces.
-  for (let p = 0; p < NET_SHM_PAGES; p++) {
-    const frame = yield* a.alloc(u, ObjectType.SmallPage);
-    const vaddr = NET_SHM_VADDR + p * (1 << PAGE_BITS);
-    yield* shareFrame(u, a, frame, "the network buffer", seL4_ARM_Default_VMAttributes | 4, [
-      [vspace, vaddr, name],
-      [rt.vspaceCap, vaddr, rt.pd.name],
-    ]);
-  }
+  yield* shareBuffer(u, a, rt, { vspace, name }, NET_SHM_VADDR, NET_SHM_PAGES, "the network buffer");
   yield* configureRuntimeThread(
     u,
     a,

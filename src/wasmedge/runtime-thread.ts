@@ -5,11 +5,12 @@
  * scheduling context with the runtime PD's budget and period on the runtime PD's core, its
  * priority, and its name. Also how such a thread and its runtime PD share a frame.
  */
-import { ObjectType } from "../kernel/types.js";
+import { ObjectType, PAGE_BITS } from "../kernel/types.js";
 import { type Allocator, mapPage } from "../pd/alloc.js";
 import {
   type Sel4Gen,
   seL4_ARM_Default_VMAttributes,
+  seL4_ARM_ExecuteNever,
   seL4_CanRead,
   seL4_CanWrite,
   seL4_CapInitThreadTCB,
@@ -37,6 +38,29 @@ export function* shareFrame(
 ): Sel4Gen<void> {
   for (const [vspace, vaddr, who] of at)
     yield* mapFrameCopy(u, a, frame, vspace, vaddr, seL4_CanRead | seL4_CanWrite, attributes, who, what);
+}
+
+/**
+ * A buffer shared by a runtime thread and its runtime PD (the file server's, the network PD's):
+ * `pages` new frames, mapped read-write and not executable at `vaddr` in both VSpaces.
+ */
+export function* shareBuffer(
+  u: ThreadContext,
+  a: Allocator,
+  rt: LoadedPD,
+  thread: { vspace: number; name: string },
+  vaddr: number,
+  pages: number,
+  what: string,
+): Sel4Gen<void> {
+  for (let p = 0; p < pages; p++) {
+    const frame = yield* a.alloc(u, ObjectType.SmallPage);
+    const at = vaddr + p * (1 << PAGE_BITS);
+    yield* shareFrame(u, a, frame, what, seL4_ARM_Default_VMAttributes | seL4_ARM_ExecuteNever, [
+      [thread.vspace, at, thread.name],
+      [rt.vspaceCap, at, rt.pd.name],
+    ]);
+  }
 }
 
 /** The root task's caps (slots of its CNode) of the thread's objects. */
