@@ -186,15 +186,15 @@ async function capvisor(
   await sleep(200);
   const k = sys.kernel;
   const delivered0 = k.stats.interrupts;
-  let stopDevice: () => Promise<void>;
-  if (device === "platform") {
-    const start = clockNs() + 5 * PERIOD_NS;
-    for (let i = 0; i < COUNT; i++) scheduled[i] = start + i * PERIOD_NS;
-    started = true;
-    const timer = sys.platform.periodicTimer(IRQ_LINE, PERIOD_NS, { firstNs: start, count: COUNT });
-    ticks = () => timer.ticks;
-    stopDevice = async () => timer.stop();
-  } else {
+  /** Start the device at host time `first`; returns how to stop it. */
+  let arm: (first: number) => () => Promise<void>;
+  if (device === "platform")
+    arm = (first) => {
+      const timer = sys.platform.periodicTimer(IRQ_LINE, PERIOD_NS, { firstNs: first, count: COUNT });
+      ticks = () => timer.ticks;
+      return async () => timer.stop();
+    };
+  else {
     const source = sys.platform.interruptSource();
     const startAt = new Float64Array(new SharedArrayBuffer(8));
     const timer = new Worker(TIMER_SOURCE, {
@@ -213,16 +213,19 @@ async function capvisor(
       },
     });
     await once(timer, "message");
-    const start = clockNs() + 5 * PERIOD_NS;
-    for (let i = 0; i < COUNT; i++) scheduled[i] = start + i * PERIOD_NS;
-    startAt[0] = start;
-    started = true;
-    Atomics.store(ctl, 1, 1);
-    Atomics.notify(ctl, 1);
-    stopDevice = async () => {
-      await timer.terminate();
+    arm = (first) => {
+      startAt[0] = first;
+      Atomics.store(ctl, 1, 1);
+      Atomics.notify(ctl, 1);
+      return async () => {
+        await timer.terminate();
+      };
     };
   }
+  const first = clockNs() + 5 * PERIOD_NS;
+  for (let i = 0; i < COUNT; i++) scheduled[i] = first + i * PERIOD_NS;
+  started = true;
+  const stopDevice = arm(first);
   while (seen < COUNT) await sleep(5);
   // Give the last interrupts time to reach the handler.
   const t1 = Date.now();
