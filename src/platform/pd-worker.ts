@@ -14,13 +14,11 @@
  */
 import { workerData } from "node:worker_threads";
 import {
-  clockNs,
   K_EXIT,
   K_PREEMPT,
   K_READY,
   K_SYSCALL,
   K_TRAP,
-  PREEMPT,
   R_RESTART,
   R_START,
   REG_WORDS,
@@ -39,12 +37,12 @@ import { trapNumber } from "./traps.js";
 
 const init = workerData as WorkerInit;
 const side = new ThreadSide(init);
-const { ch, ctl } = side;
+const { ch } = side;
 
 /** Post a request and block until the kernel resumes this thread; returns the response. */
-function request(kind: number, arg: number): number {
+function request(kind: number, arg: number, pollMs = 0): number {
   flushShared();
-  const response = side.request(kind, arg);
+  const response = side.request(kind, arg, pollMs);
   loadShared();
   return response;
 }
@@ -172,11 +170,8 @@ class RestartProgram extends Error {}
  * which is fair only because this check comes so soon after it.
  */
 function preempt(): number {
-  if (Atomics.load(ctl, PREEMPT) !== 0 || clockNs() >= ch.deadline[0]!) {
-    Atomics.store(ctl, PREEMPT, 0);
-    const response = request(K_PREEMPT, 0);
-    if (response === R_START) throw new RestartProgram();
-  }
+  const poll = side.preemptDue();
+  if (poll !== null && request(K_PREEMPT, 0, poll) === R_START) throw new RestartProgram();
   return init.fuel;
 }
 

@@ -19,7 +19,6 @@ import {
   K_READY,
   K_TRAP,
   K_VMFAULT,
-  PREEMPT,
   R_START,
   ThreadSide,
 } from "../platform/channel.js";
@@ -41,7 +40,7 @@ import {
 const init = workerData as CustomWorkerInit;
 const data = init.data as VmWorkerData;
 const side = new ThreadSide(init);
-const { ch, ctl } = side;
+const { ch } = side;
 const control = new Int32Array(data.control);
 
 /** Longest slice of guest execution between two looks at the kernel's flags (ms). */
@@ -56,8 +55,8 @@ function post(m: VmMessage): void {
 }
 
 /** Post a request and block until the kernel resumes this thread; returns the response. */
-function request(kind: number, arg: number): number {
-  return side.request(kind, arg);
+function request(kind: number, arg: number, pollMs = 0): number {
+  return side.request(kind, arg, pollMs);
 }
 
 function loadError(message: string): never {
@@ -144,10 +143,8 @@ function restart(): void {
 async function runUntilEntry(): Promise<number> {
   let sinceYield = performance.now();
   for (;;) {
-    if (Atomics.load(ctl, PREEMPT) !== 0 || clockNs() >= ch.deadline[0]!) {
-      Atomics.store(ctl, PREEMPT, 0);
-      return request(K_PREEMPT, 0);
-    }
+    const poll = side.preemptDue();
+    if (poll !== null) return request(K_PREEMPT, 0, poll);
     takeInput();
     if (device?.pump().notify === true) {
       flushConsole();

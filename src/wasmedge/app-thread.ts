@@ -19,12 +19,10 @@ import { Syscall } from "../kernel/types.js";
 import {
   askEventLoop,
   type CustomWorkerInit,
-  clockNs,
   K_EXIT,
   K_PREEMPT,
   K_READY,
   K_SYSCALL,
-  PREEMPT,
   R_RESTART,
   R_START,
   ThreadSide,
@@ -45,15 +43,15 @@ import type { RunResult } from "./types.js";
 const init = workerData as CustomWorkerInit;
 const data = init.data as AppThreadData;
 const side = new ThreadSide(init);
-const { ch, ctl, bell } = side;
+const { ch, bell } = side;
 const control = new Int32Array(data.control);
 
 /** The kernel started the thread at its entry again in the middle of a job. */
 class Restarted extends Error {}
 
 /** Enter the kernel and block until it resumes this thread; returns how. */
-function enter(kind: number, arg: number): number {
-  const response = side.request(kind, arg);
+function enter(kind: number, arg: number, pollMs = 0): number {
+  const response = side.request(kind, arg, pollMs);
   if (response === R_START && kind !== K_EXIT && kind !== K_READY) {
     throw new Restarted("the application thread was restarted");
   }
@@ -81,10 +79,8 @@ const hooks: KernelThreadHooks = {
     }
   },
   preempt() {
-    if (Atomics.load(ctl, PREEMPT) !== 0 || clockNs() >= ch.deadline[0]!) {
-      Atomics.store(ctl, PREEMPT, 0);
-      enter(K_PREEMPT, 0);
-    }
+    const poll = side.preemptDue();
+    if (poll !== null) enter(K_PREEMPT, 0, poll);
   },
   cancelled,
 };
