@@ -12,7 +12,7 @@
 import { lookupCap } from "./core/cspace.js";
 import { copyMsgInfoLabel } from "./core/message.js";
 import { refillReady, refillSufficient } from "./core/sporadic.js";
-import { isHighestPrio, setNextInterrupt, switchSchedContext } from "./core/thread.js";
+import { isHighestPrio, setNextInterrupt, switchSchedContext, ticklessHolds } from "./core/thread.js";
 import { tcbEPAppend, tcbEPDequeue } from "./object/endpoint.js";
 import { ACTION_RESUME, type CoreState, type Kernel } from "./state.js";
 import type { Endpoint, Reply, TCB, VSpace } from "./structures.js";
@@ -85,6 +85,7 @@ function switchTo(k: Kernel, node: CoreState, next: TCB): void {
   node.curThread = next;
   node.schedulerAction = ACTION_RESUME;
   node.switchTarget = null;
+  if (!ticklessHolds(k)) node.reprogram = true;
   switchSchedContext(k);
   if (node.reprogram) {
     setNextInterrupt(k);

@@ -243,6 +243,17 @@ function checkReadyQueues(k: Kernel): void {
       if (time < prevTime) fail("release queue ordered by release time", describe(t));
       prevTime = time;
     }
+    // A core whose timer leaves out the budget end (setNextInterrupt) runs that thread, and any
+    // thread ready at its priority has had an IPI sent to bring the budget end back.
+    const lone = node.ticklessFor;
+    if (
+      lone !== null &&
+      (lone !== node.curThread || (node.qHead[lone.priority] !== null && !node.ipiPending))
+    )
+      fail(
+        "a tickless core runs a thread alone at its priority",
+        `core ${core} leaves out the budget end of ${describe(lone)}, running ${describe(node.curThread)}`,
+      );
     const cur = node.curThread;
     if (cur !== node.idleThread && cur.state !== ThreadState.Running && cur.state !== ThreadState.Restart) {
       // The current thread may have just blocked; the scheduler has then been asked to choose.

@@ -45,6 +45,12 @@ export class CoreState {
   reprogram = true;
   /** When the platform must next enter the kernel with a timer interrupt on this core. */
   timerDeadline = Number.POSITIVE_INFINITY;
+  /**
+   * capvisor, not seL4: the thread whose round-robin budget end `timerDeadline` leaves out,
+   * because that end would change nothing while no other thread is ready at its priority (see
+   * setNextInterrupt in core/thread.ts); null when the deadline includes the budget end.
+   */
+  ticklessFor: TCB | null = null;
   /** Another core changed this core's scheduling decision: the platform must call ipiEntry (seL4 IPI). */
   ipiPending = false;
   constructor(numDomains: number) {
@@ -110,6 +116,8 @@ export class KernelStats {
   fastpathCalls = 0;
   fastpathReplyRecvs = 0;
   interrupts = 0;
+  /** Interrupts of the kernel's own timer: budget ends, releases, domain ends. */
+  timerInterrupts = 0;
   preemptions = 0;
   faults = 0;
   contextSwitches = 0;

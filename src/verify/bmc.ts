@@ -5,7 +5,8 @@
  * is the current thread's choice of one syscall from a finite alphabet of concrete operations
  * (IPC on each endpoint and the notification, CNode Copy/Mint/Delete/Revoke on chosen slots,
  * Untyped_Retype into a chosen slot, TCB Suspend/Resume of the other thread, Yield), or a timer
- * tick (time jumps to the core's timer deadline and the timer interrupt is taken).
+ * tick (time jumps to the core's timer deadline and the timer interrupt is taken; on a core
+ * whose timer leaves out a lone thread's budget end, one budget passes with no interrupt).
  *
  * Initial state (built with real syscalls by the root task, run synchronously): one core; two
  * worker threads A and B at equal priority, each with its own 16-slot CNode as CSpace (guard 60,
@@ -310,6 +311,10 @@ export function applyAction(s: BmcState, act: Action): void {
     if (Number.isFinite(node.timerDeadline)) {
       s.now = Math.max(s.now, node.timerDeadline);
       interruptEntry(k, 0, s.now, k.config.timerIrq);
+    } else if (node.ticklessFor !== null) {
+      // The core's timer leaves out a lone thread's budget end (setNextInterrupt): time passes
+      // all the same, one budget, charged at the thread's next kernel entry.
+      s.now += node.curSC.budget;
     }
     return;
   }

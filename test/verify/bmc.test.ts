@@ -24,7 +24,7 @@ import { canonicalHash, deepClone } from "../../src/verify/bmc-clone.js";
 
 /** Depth the test explores (45-75 s on a 2-core machine); `npm run verify:deep` goes one deeper. */
 const DEPTH = 4;
-/** Measured: 94,731 distinct states (181,812 transitions) at depth 4, 8,174 at depth 3; the floor leaves room for kernel fixes. */
+/** Measured: 95,761 distinct states (182,592 transitions) at depth 4; the floor leaves room for kernel fixes. */
 const STATE_FLOOR = 90_000;
 
 test(`bounded model check: every syscall sequence up to depth ${DEPTH} keeps invariants and authority`, () => {

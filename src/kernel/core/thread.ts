@@ -136,6 +136,9 @@ function remoteQueueUpdate(k: Kernel, t: TCB): void {
   const node = k.nodes[t.core]!;
   const cur = node.curThread;
   if (cur === node.idleThread || t.priority > cur.priority || node.reprogram) node.ipiPending = true;
+  // A lone round-robin thread's budget end is not on that core's timer (setNextInterrupt): a
+  // thread now ready at its priority must have the timer reprogrammed there, or wait forever.
+  else if (node.ticklessFor === cur && t.priority === cur.priority) node.ipiPending = true;
 }
 
 /** seL4 tcbSchedEnqueue (+ remoteQueueUpdate, i.e. SCHED_ENQUEUE): add at the head of its queue. */
@@ -370,6 +373,7 @@ export function schedule(k: Kernel): void {
   }
   node.schedulerAction = ACTION_RESUME;
   node.switchTarget = null;
+  if (!ticklessHolds(k)) node.reprogram = true;
   switchSchedContext(k);
   if (node.reprogram) {
     setNextInterrupt(k);
@@ -405,6 +409,7 @@ export function updateTimestamp(k: Kernel, now: number): void {
   const consumed = now > prev ? now - prev : 0;
   if (now > prev) node.curTime = now;
   node.consumed += consumed;
+  if (node.ticklessFor !== null) foldTicklessBudgets(node);
   if (k.config.domains > 1) {
     if (consumed + minBudget(k) >= k.domainTime) k.domainTime = 0;
     else k.domainTime -= consumed;
@@ -418,20 +423,43 @@ export function commitTime(k: Kernel): void {
   if (scActive(sc) && sc !== node.idleThread.sc) {
     const consumed = node.consumed;
     if (consumed > 0) {
-      if (isRoundRobin(sc)) {
-        // Two refills: the head is what is left, the tail what was used.
-        const h = 2 * sc.refillHead;
-        let t = sc.refillHead + 1;
-        if (t >= sc.maxRefills) t = 0;
-        sc.refills[h + 1] = sc.refills[h + 1]! - consumed;
-        sc.refills[2 * t + 1] = sc.refills[2 * t + 1]! + consumed;
-      } else {
-        refillBudgetCheck(k, consumed);
-      }
+      if (isRoundRobin(sc)) roundRobinUse(sc, consumed);
+      else refillBudgetCheck(k, consumed);
     }
     sc.consumed += consumed;
   }
   node.consumed = 0;
+}
+
+/** A round-robin SC has two refills: the head is what is left, the tail what was used. */
+function roundRobinUse(sc: SchedContext, consumed: number): void {
+  const h = 2 * sc.refillHead;
+  let t = sc.refillHead + 1;
+  if (t >= sc.maxRefills) t = 0;
+  sc.refills[h + 1] = sc.refills[h + 1]! - consumed;
+  sc.refills[2 * t + 1] = sc.refills[2 * t + 1]! + consumed;
+}
+
+/**
+ * The budget ends a tickless core left out (setNextInterrupt), taken in arrears: each would have
+ * charged the SC a whole timeslice and given the budget back (chargeBudget, round robin), and
+ * put the lone thread back where it was (endTimeslice). The time since the last of them stays
+ * uncommitted in node.consumed, as after a real budget end. So the thread's next kernel entry
+ * finds its budget as seL4 would have left it, and its syscall is not restarted for time it
+ * could not have overrun.
+ */
+function foldTicklessBudgets(node: CoreState): void {
+  const sc = node.curSC;
+  const head = refillHeadAmount(sc);
+  const consumed = node.consumed;
+  if (consumed < head) return;
+  const rest = (consumed - head) % sc.budget;
+  let t = sc.refillHead + 1;
+  if (t >= sc.maxRefills) t = 0;
+  sc.refills[2 * sc.refillHead + 1] = sc.budget;
+  sc.refills[2 * t + 1] = 0;
+  sc.consumed += consumed - rest;
+  node.consumed = rest;
 }
 
 /**
@@ -516,6 +544,17 @@ export function switchSchedContext(k: Kernel): void {
   node.curSC = sc;
 }
 
+/**
+ * Whether the current core's timer may go on leaving out the budget end (setNextInterrupt):
+ * the same thread runs and no other thread is ready at its priority. Always true when the
+ * deadline includes the budget end.
+ */
+export function ticklessHolds(k: Kernel): boolean {
+  const node = k.node;
+  const lone = node.ticklessFor;
+  return lone === null || (lone === node.curThread && node.qHead[lone.priority] === null);
+}
+
 /** seL4 awaken: threads whose head refill is now due leave the release queue. */
 export function awaken(k: Kernel): void {
   const node = k.node;
@@ -530,10 +569,30 @@ export function awaken(k: Kernel): void {
 /**
  * seL4 setNextInterrupt: the earliest of the current SC's budget running out, the end of the
  * domain's time slice and the next release; the platform interrupts the core then.
+ *
+ * capvisor leaves out the budget's end when it would change nothing, as Linux's nohz_full stops
+ * the tick under a lone task: a round-robin SC (budget == period when SchedControl configures it, manual §6.1.2) gets its budget
+ * back at the end of each timeslice and its thread goes to the back of its ready queue
+ * (endTimeslice), so with no other thread ready at its priority the same thread runs on. seL4
+ * takes that timer interrupt in about a microsecond; here it would stop the thread's worker and
+ * wake two host threads every budget (1 ms by default in Microkit), for nothing. The end comes
+ * back as soon as it would matter: schedule() and the fastpath reprogram when another thread
+ * is ready at that priority or another thread runs (ticklessHolds), and a remote core gets an
+ * IPI for it (remoteQueueUpdate). The time is charged at the thread's next kernel entry, where
+ * the budget ends it left out are charged in arrears (foldTicklessBudgets), or when another core
+ * stalls it to read or change its SC or TCB (remoteTCBStall).
  */
 export function setNextInterrupt(k: Kernel): void {
   const node = k.node;
-  let next = node.curTime + refillHeadAmount(node.curThread.sc!);
+  const cur = node.curThread;
+  const sc = cur.sc!;
+  const lone =
+    isRoundRobin(sc) &&
+    cur !== node.idleThread &&
+    k.config.domains === 1 &&
+    node.qHead[cur.priority] === null;
+  node.ticklessFor = lone ? cur : null;
+  let next = lone ? Number.POSITIVE_INFINITY : node.curTime + refillHeadAmount(sc);
   if (k.config.domains > 1) next = Math.min(next, node.curTime + k.domainTime);
   const rlq = node.releaseHead;
   if (rlq !== null) next = Math.min(next, refillHeadTime(rlq.sc!));
@@ -634,6 +693,8 @@ export function remoteTCBStall(k: Kernel, t: TCB): void {
     node.consumed += now - node.curTime;
     node.curTime = now;
   }
+  if (node.ticklessFor !== null) foldTicklessBudgets(node);
+  node.ticklessFor = null;
   if (refillSufficient(k, node.curSC, node.consumed)) {
     if (isSchedulable(k, t)) tcbSchedEnqueue(k, t);
     commitTime(k);

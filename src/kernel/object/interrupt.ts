@@ -204,6 +204,7 @@ export function handleInterrupt(k: Kernel, line: number): void {
     case IRQState.Timer:
       // MCS: ackDeadlineIRQ; the deadline is recomputed on the way out (ksReprogram).
       k.node.reprogram = true;
+      k.stats.timerInterrupts++;
       break;
     default:
       k.irq.masked[line] = 1;
