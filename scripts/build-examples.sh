@@ -8,7 +8,8 @@ for src in "$ROOT"/examples/*/*.c; do
   dir=$(dirname "$src")
   name=$(basename "$src" .c)
   out="$dir/$name.wasm"
-  if [ ! -f "$out" ] || [ "$src" -nt "$out" ] || [ "$ROOT/lib/microkit/microkit.c" -nt "$out" ] || [ "$ROOT/lib/sel4/sel4.c" -nt "$out" ]; then
+  if [ ! -f "$out" ] || [ "$src" -nt "$out" ] || [ "$ROOT/lib/microkit/microkit.c" -nt "$out" ] || [ "$ROOT/lib/sel4/sel4.c" -nt "$out" ] ||
+    [ -n "$(find "$ROOT/include" -newer "$out" -name '*.h' | head -n 1)" ]; then
     # A source may ask for build-c-pd.sh options (e.g. --export=NAME for a setvar) on a line
     # "capvisor-build-flags: OPTIONS" in its header comment.
     flags=$(sed -n 's/^.*capvisor-build-flags: *//p' "$src" | head -n 1)

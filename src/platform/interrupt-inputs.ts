@@ -6,7 +6,7 @@
  */
 import { clockNs } from "./channel.js";
 import type { InterruptSource } from "./programs.js";
-import { type PeriodicTimer, TimerDevice } from "./timer-device.js";
+import { type PeriodicTimer, type PeriodicTimerOptions, TimerDevice } from "./timer-device.js";
 
 export class InterruptInputs {
   /** Pending lines raised through an interrupt source: a bitmap of 256 lines. */
@@ -30,7 +30,7 @@ export class InterruptInputs {
   }
 
   /** Arm a periodic timer device (see WasmPlatform.periodicTimer). */
-  periodic(line: number, periodNs: number, opts: { firstNs?: number; count?: number }): PeriodicTimer {
+  periodic(line: number, periodNs: number, opts: PeriodicTimerOptions): PeriodicTimer {
     if (!Number.isInteger(line) || line < 0 || line >= this.lineCount)
       throw new RangeError(`interrupt line ${line} does not exist (0..${this.lineCount - 1})`);
     const d = new TimerDevice(
@@ -38,6 +38,7 @@ export class InterruptInputs {
       periodNs,
       opts.firstNs ?? clockNs() + periodNs,
       opts.count ?? Number.POSITIVE_INFINITY,
+      opts.registers,
     );
     this.devices.push(d);
     return d;

@@ -14,6 +14,7 @@
  */
 import { workerData } from "node:worker_threads";
 import {
+  clockNs,
   K_EXIT,
   K_PREEMPT,
   K_READY,
@@ -43,7 +44,11 @@ const { ch } = side;
 function request(kind: number, arg: number, pollMs = 0): number {
   flushShared();
   const response = side.request(kind, arg, pollMs);
-  loadShared();
+  if (sharedViews.length > 0) {
+    loadShared();
+    // The thread's code goes on once its regions are read back (Channel.resumedAt).
+    ch.resumedAt[0] = clockNs();
+  }
   return response;
 }
 

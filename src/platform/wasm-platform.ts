@@ -66,11 +66,11 @@ import {
   type PlatformOptions,
   startThreadWorker,
 } from "./programs.js";
-import type { PeriodicTimer } from "./timer-device.js";
+import type { PeriodicTimer, PeriodicTimerOptions } from "./timer-device.js";
 import { TRAP_NAMES } from "./traps.js";
 
 export { type InterruptSource, type PDProgram, type PlatformOptions, raiseFromSource } from "./programs.js";
-export type { PeriodicTimer } from "./timer-device.js";
+export type { PeriodicTimer, PeriodicTimerOptions, RegisterPage } from "./timer-device.js";
 
 /**
  * After a trap or exit entry: the fault was not taken (the budget check rewound the entry, so the
@@ -304,13 +304,10 @@ export class WasmPlatform {
    * Arm a periodic timer device on `line` (timer-device.ts): it raises the line every `periodNs`
    * from host time `firstNs` (clockNs; default one period from now), `count` times or until
    * stopped. The kernel's own thread raises it at each expiry, as it takes its cores' timer
-   * interrupts: no other host thread is in the way.
+   * interrupts: no other host thread is in the way. With `registers` (a memory region,
+   * BootedSystem.region), PDs that map it can read the device's expiry count.
    */
-  periodicTimer(
-    line: number,
-    periodNs: number,
-    opts: { firstNs?: number; count?: number } = {},
-  ): PeriodicTimer {
+  periodicTimer(line: number, periodNs: number, opts: PeriodicTimerOptions = {}): PeriodicTimer {
     const timer = this.inputs.periodic(line, periodNs, opts);
     this.schedulePump();
     return timer;

@@ -18,6 +18,7 @@ import { DC_CALLS } from "../platform/direct-call.js";
 import {
   type PDProgram,
   type PlatformOptions,
+  type RegisterPage,
   type ThreadStatus,
   WasmPlatform,
 } from "../platform/wasm-platform.js";
@@ -113,6 +114,12 @@ export interface BootedSystem<R = never> {
   status(): ThreadStatus[];
   /** Direct protected calls made so far, by server (system/direct-calls.ts). */
   directCalls(): Record<string, number>;
+  /**
+   * A memory region of the description, as a device's register page: give it to a device the
+   * host program arms (WasmPlatform.periodicTimer's `registers`), and the PDs that map the region
+   * see the device's registers. Throws a LoadError for a region the description does not have.
+   */
+  region(name: string): RegisterPage;
   stop(): Promise<void>;
 }
 
@@ -323,6 +330,7 @@ export async function bootSystem<R = never>(
       Object.fromEntries(
         [...direct.servers].map(([pd, s]) => [pd.name, Atomics.load(new Int32Array(s.init.lock), DC_CALLS)]),
       ),
+    region: (name) => ({ backing: region(name), lock: locks.get(name)! }),
     stop: () => platform.stop(),
   };
 }

@@ -2,7 +2,8 @@
  * The platform's periodic timer device (src/platform/timer-device.ts, WasmPlatform.periodicTimer):
  * the kernel's thread raises its line at each expiry; every expiry is either delivered to the
  * handler PD or coalesced with one still pending, never dropped unaccounted; a spinning
- * lower-priority PD on the handler's core does not keep the interrupt out; the device stops.
+ * lower-priority PD on the handler's core does not keep the interrupt out; the device stops; a
+ * handler that reads the device's count register accounts for every expiry, coalesced or not.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -12,7 +13,41 @@ import { bootSystem } from "../../src/system/boot.js";
 import { cPds, ROOT, sleep } from "../fixtures.js";
 
 const LINE = 40;
-const pds = cPds("timer", "test/platform/timer", [["ticker.wasm", "ticker.c"]]);
+const pds = cPds("timer", "test/platform/timer", [
+  ["ticker.wasm", "ticker.c"],
+  ["counter.wasm", "counter.c", "--export=timer_regs"],
+]);
+
+/**
+ * Boot `pds` (PD elements) next to a priority-1 spinner on cpu 0; returns the system and what its
+ * PDs print and report, once `ready` has been printed.
+ */
+async function bootWithSpinner(
+  pdsXml: string,
+  ready: string,
+  onInterrupt?: (line: number, ns: number, merged: boolean) => void,
+): Promise<{ sys: Awaited<ReturnType<typeof bootSystem>>; lines: string[]; events: string[] }> {
+  const file = pds.systemFile(
+    `<system>
+${pdsXml}
+    <protection_domain name="spin" priority="1" cpu="0">
+        <program_image path="${join(ROOT, "examples/bench/spinner.wasm")}" />
+    </protection_domain>
+</system>`,
+  );
+  const lines: string[] = [];
+  const events: string[] = [];
+  const sys = await bootSystem(file, {
+    cores: 2,
+    onLine: (pd, line) => lines.push(`${pd}: ${line}`),
+    onEvent: (pd, m) => events.push(`${pd}: ${m}`),
+    ...(onInterrupt !== undefined ? { platform: { onInterrupt } } : {}),
+  });
+  pds.track(sys);
+  for (let i = 0; i < 500 && !lines.includes(ready); i++) await sleep(10);
+  assert.deepEqual(lines, [ready]);
+  return { sys, lines, events };
+}
 
 test("TimerDevice counts every expiry due and stops after its count or when stopped", () => {
   const d = new TimerDevice(LINE, 1000, 5000, 10);
@@ -38,36 +73,20 @@ test("TimerDevice counts every expiry due and stops after its count or when stop
 });
 
 test("a periodic timer's interrupts reach their handler PD past a spinning PD, each delivered or coalesced", async () => {
-  const file = pds.systemFile(
-    `<system>
-    <protection_domain name="ticker" priority="200" cpu="0">
-        <program_image path="${pds.out}/ticker.wasm" />
-        <irq irq="${LINE}" id="3" />
-    </protection_domain>
-    <protection_domain name="spin" priority="1" cpu="0">
-        <program_image path="${join(ROOT, "examples/bench/spinner.wasm")}" />
-    </protection_domain>
-</system>`,
-  );
-  const lines: string[] = [];
-  const events: string[] = [];
   let coalesced = 0;
   let taken = 0;
-  const sys = await bootSystem(file, {
-    cores: 2,
-    onLine: (pd, line) => lines.push(`${pd}: ${line}`),
-    onEvent: (pd, m) => events.push(`${pd}: ${m}`),
-    platform: {
-      onInterrupt: (line, _ns, merged) => {
-        if (line !== LINE) return;
-        taken++;
-        if (merged) coalesced++;
-      },
+  const { sys, lines, events } = await bootWithSpinner(
+    `    <protection_domain name="ticker" priority="200" cpu="0">
+        <program_image path="${pds.out}/ticker.wasm" />
+        <irq irq="${LINE}" id="3" />
+    </protection_domain>`,
+    "ticker: ticker ready",
+    (line, _ns, merged) => {
+      if (line !== LINE) return;
+      taken++;
+      if (merged) coalesced++;
     },
-  });
-  pds.track(sys);
-  for (let i = 0; i < 500 && !lines.includes("ticker: ticker ready"); i++) await sleep(10);
-  assert.deepEqual(lines, ["ticker: ticker ready"]);
+  );
 
   assert.throws(() => sys.platform.periodicTimer(9999, 1e6), /interrupt line 9999 does not exist/);
   const count = 20;
@@ -107,4 +126,53 @@ test("a periodic timer's interrupts reach their handler PD past a spinning PD, e
   await sleep(30);
   assert.equal(endless.ticks, at);
   assert.ok(at >= 3);
+});
+
+test("a handler reading the timer's count register accounts for every expiry, coalesced or not", async () => {
+  const { sys, lines, events } = await bootWithSpinner(
+    `    <memory_region name="timer" size="0x1000" />
+    <memory_region name="small" size="0x1000" />
+    <protection_domain name="counter" priority="200" cpu="0">
+        <program_image path="${pds.out}/counter.wasm" />
+        <map mr="timer" vaddr="0x3000000" perms="r" setvar_vaddr="timer_regs" />
+        <irq irq="${LINE}" id="3" />
+    </protection_domain>`,
+    "counter: counter ready",
+  );
+  assert.throws(() => sys.region("nonesuch"), /there is no memory region "nonesuch"/);
+  const tiny = { backing: new SharedArrayBuffer(8), lock: sys.region("small").lock };
+  assert.throws(
+    () => sys.platform.periodicTimer(LINE, 1e6, { registers: tiny }),
+    /a timer's register page needs 16 bytes; the region has 8/,
+  );
+
+  // 100 µs apart: faster than the handler prints a line, so interrupts coalesce.
+  const count = 300;
+  const delivered0 = sys.kernel.stats.interrupts;
+  const timer = sys.platform.periodicTimer(LINE, 100_000, { count, registers: sys.region("timer") });
+  for (let i = 0; i < 1000 && timer.ticks < count; i++) await sleep(10);
+  assert.equal(timer.ticks, count);
+  const handled = (): string[] => lines.filter((l) => l.startsWith("counter: interrupt "));
+  for (let i = 0; i < 300 && !handled().at(-1)?.includes(`count ${count} `); i++) await sleep(10);
+
+  assert.equal(lines[1], "counter: period 100000 ns");
+  const got = handled().map((l) => {
+    const m = /^counter: interrupt (\d+): count (\d+) \(\+(\d+)\)$/.exec(l);
+    assert.ok(m, `unexpected line: ${l}`);
+    return { n: Number(m[1]), count: Number(m[2]), added: Number(m[3]) };
+  });
+  // One line per interrupt delivered, numbered from 1; the counts only grow.
+  assert.deepEqual(
+    got.map((g) => g.n),
+    got.map((_, i) => i + 1),
+  );
+  assert.equal(sys.kernel.stats.interrupts - delivered0, got.length);
+  // Every expiry is accounted for: the last read sees all of them, and the increments add up.
+  assert.equal(got.at(-1)!.count, count);
+  assert.equal(
+    got.reduce((sum, g) => sum + g.added, 0),
+    count,
+  );
+  assert.deepEqual(events, []);
+  process.stdout.write(`${count} expiries reached the handler in ${got.length} interrupts\n`);
 });

@@ -2,23 +2,12 @@
  * test/platform/timer-device.test.ts: the handler of a periodic timer device. It owns the
  * device's interrupt as channel 3, acknowledges each one and prints how many it has handled.
  */
+#include <capvisor/print.h>
 #include <microkit.h>
 
 #define TIMER 3
 
 static unsigned handled;
-
-static void put_dec(unsigned v)
-{
-    char buf[12];
-    int i = 11;
-    buf[i] = '\0';
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    microkit_dbg_puts(&buf[i]);
-}
 
 void init(void)
 {
@@ -34,6 +23,6 @@ void notified(microkit_channel ch)
     handled++;
     microkit_irq_ack(ch);
     microkit_dbg_puts("tick ");
-    put_dec(handled);
+    capvisor_put_dec(handled);
     microkit_dbg_puts("\n");
 }
