@@ -582,10 +582,17 @@ export class WasmPlatform {
     this.schedulePump();
   }
 
-  /** How many cores have a worker running on them now (each one busies a host CPU). */
+  /**
+   * How many workers are running PD code now (each one busies a host CPU). Not just the cores'
+   * current workers: a worker the kernel switched away from runs on until its next preemption
+   * check (dispatch), and a low-priority spinner that the host is slow to run may take hundreds
+   * of µs to get there. Counting only the cores' slots, the kernel's thread halt-polled through
+   * that time at every bench:rt tick (a fifth of a host CPU), and its own wake-ups then came
+   * late more often: Linux gives less wake-up preference to a thread that uses its share.
+   */
   private runningWorkers(): number {
     let n = 0;
-    for (const r of this.running) if (r !== null && r.phase === "running") n++;
+    for (const th of this.threads.values()) if (th.phase === "running") n++;
     return n;
   }
 
