@@ -11,8 +11,11 @@ import { bootKernel } from "../../src/kernel/core/boot.js";
 import { checkInvariants } from "../../src/kernel/invariants.js";
 import type { Kernel } from "../../src/kernel/state.js";
 import { SeL4Error } from "../../src/kernel/types.js";
-import { Allocator, createThread } from "../../src/pd/alloc.js";
-import { seL4_SchedContext_Consumed } from "../../src/pd/libsel4-invocations.js";
+import { Allocator, createThread, startThread } from "../../src/pd/alloc.js";
+import {
+  seL4_SchedContext_Consumed,
+  seL4_SchedControl_ConfigureFlags,
+} from "../../src/pd/libsel4-invocations.js";
 import { Machine, type UserThread } from "../../src/pd/machine.js";
 
 const US = 1_000;
@@ -88,4 +91,40 @@ test("a thread made ready at a lone thread's priority gets the core at its next 
   const aAfter = a1.filter((t) => t > firstB).length;
   assert.ok(Math.abs(aAfter - b1.length) <= 110, `A ran ${aAfter} steps and B ${b1.length} after B started`);
   assert.ok(b1.length >= 850, `B ran ${b1.length} steps`);
+});
+
+test("a lone thread that gives its own SC a budget below its period is held to it at once", () => {
+  const { k, m } = boot();
+  const steps: number[] = [];
+  let configuredAt = -1;
+  const self = m.program(function* (u: UserThread, schedControl: number, sc: number) {
+    // Round robin first (tickless), then 2 ms every 10 ms on its own SC, then spin.
+    yield* u.compute(5 * MS);
+    const err = yield* seL4_SchedControl_ConfigureFlags(u, schedControl, sc, 2000, 10_000, 0, 0, 0);
+    assert.equal(err, SeL4Error.NoError);
+    configuredAt = u.now();
+    for (;;) {
+      yield* u.compute(10 * US);
+      steps.push(u.now());
+    }
+  });
+  m.runRoot(function* (u: UserThread) {
+    const a = new Allocator(k.bootInfo);
+    const t = yield* createThread(u, a, {
+      entry: self,
+      priority: 100,
+      core: 1,
+      budgetUs: 1000,
+      resume: false,
+    });
+    // Its arguments: core 1's SchedControl and its own SC (it shares the root task's CSpace).
+    yield* startThread(u, t.tcb, self, [a.schedControl + 1, t.sc]);
+  });
+  m.run({ maxNs: 60 * MS, maxSteps: 1_000_000 });
+  assert.ok(configuredAt > 0, "the thread did not configure its SC");
+  // From then on 2 ms in every 10: at most 200 steps of 10 µs per period, 5 periods (the first
+  // may be shorter: the change keeps the bandwidth the SC already used, refillUpdate). Without
+  // its budget end on the timer it would run all 5000.
+  const after = steps.filter((t) => t > configuredAt && t <= configuredAt + 50 * MS).length;
+  assert.ok(after >= 700 && after <= 1100, `${after} steps in the 50 ms after its budget was set to 20%`);
 });

@@ -546,13 +546,16 @@ export function switchSchedContext(k: Kernel): void {
 
 /**
  * Whether the current core's timer may go on leaving out the budget end (setNextInterrupt):
- * the same thread runs and no other thread is ready at its priority. Always true when the
- * deadline includes the budget end.
+ * the same thread runs, still on a round-robin SC (it may have configured its own SC since), and
+ * no other thread is ready at its priority. Always true when the deadline includes the budget end.
  */
 export function ticklessHolds(k: Kernel): boolean {
   const node = k.node;
   const lone = node.ticklessFor;
-  return lone === null || (lone === node.curThread && node.qHead[lone.priority] === null);
+  return (
+    lone === null ||
+    (lone === node.curThread && isRoundRobin(node.curSC) && node.qHead[lone.priority] === null)
+  );
 }
 
 /** seL4 awaken: threads whose head refill is now due leave the release queue. */
