@@ -30,6 +30,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { clockNs } from "../src/platform/channel.js";
@@ -122,6 +123,23 @@ interface CapvisorResult {
   lost: number;
   /** Of the coalesced: ticks raised less than half a period after the previous one (a late kernel thread catching up). */
   burst: number;
+  /** The kernel's thread over the ticks: its share of a host CPU, and its time waiting for one (NaN off Linux). */
+  kernelThread: { cpu: number; runDelayNs: number };
+}
+
+/**
+ * The kernel's thread (this process's main thread) as Linux's scheduler accounts it
+ * (/proc/<pid>/task/<pid>/schedstat: time on a CPU, time runnable but waiting for one): the
+ * time-shared tail is that thread waiting for a host CPU, and this shows how much it did.
+ */
+function kernelThreadSched(): { at: number; cpuNs: number; runDelayNs: number } {
+  const at = clockNs();
+  try {
+    const [cpu, wait] = readFileSync(`/proc/${process.pid}/task/${process.pid}/schedstat`, "utf8").split(" ");
+    return { at, cpuNs: Number(cpu), runDelayNs: Number(wait) };
+  } catch {
+    return { at, cpuNs: Number.NaN, runDelayNs: Number.NaN };
+  }
 }
 
 /**
@@ -254,11 +272,13 @@ async function capvisor(
   const first = clockNs() + 5 * PERIOD_NS;
   for (let i = 0; i < COUNT; i++) scheduled[i] = first + i * PERIOD_NS;
   started = true;
+  const sched0 = kernelThreadSched();
   const stopDevice = arm(first);
   while (seen < COUNT) await sleep(5);
   // Give the last interrupts time to reach the handler.
   const t1 = Date.now();
   while (queue.length > 0 && Date.now() - t1 < 1000) await sleep(5);
+  const sched1 = kernelThreadSched();
   await stopDevice();
   const delivered = k.stats.interrupts - delivered0;
   // What the handler itself recorded (examples/bench/rt_handler.c): the timer's count at its last
@@ -293,6 +313,10 @@ async function capvisor(
     coalesced,
     lost: COUNT - total.length,
     burst,
+    kernelThread: {
+      cpu: (sched1.cpuNs - sched0.cpuNs) / (sched1.at - sched0.at),
+      runDelayNs: sched1.runDelayNs - sched0.runDelayNs,
+    },
   };
 }
 
@@ -417,6 +441,11 @@ async function main(): Promise<void> {
       row("  of which: device raised -> kernel takes the IRQ", r.wake, " (doorbell wake of the kernel)");
     }
     row("  of which: kernel takes the IRQ -> handler PD runs", r.kernelPath, " (capvisor's own path)");
+    const kt = r.kernelThread;
+    if (Number.isFinite(kt.cpu))
+      console.log(
+        `${"  the kernel's thread meanwhile".padEnd(pad)}  on a host CPU ${(100 * kt.cpu).toFixed(1)}% of the time, waited for one ${fmtNs(kt.runDelayNs)} in all`,
+      );
   };
   breakdown("capvisor --realtime: scheduled tick -> handler PD", cv, "platform");
   if (!("error" in cv))
