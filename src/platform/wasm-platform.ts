@@ -9,7 +9,7 @@
  * any other worker stop at its next preemption check. Idle cores wait for their timer deadline
  * with a host timer; running workers check the deadline themselves at preemption checks.
  */
-import { availableParallelism, getPriority, setPriority } from "node:os";
+import { getPriority, setPriority } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import {
   interruptEntry,
@@ -17,7 +17,6 @@ import {
   raiseInterrupt,
   syscallEntry,
   userExceptionEntry,
-  vmFaultEntry,
 } from "../kernel/api/syscall.js";
 import type { Kernel } from "../kernel/state.js";
 import type { TCB } from "../kernel/structures.js";
@@ -26,18 +25,15 @@ import type { Sel4Gen } from "../pd/libsel4.js";
 import { EXIT_FAULT_NUMBER } from "../pd/machine.js";
 import { SyncThread } from "../pd/syncthread.js";
 import {
-  ARG,
   BELL_BYTES,
   BELL_EVENT_LOOP,
   Channel,
   clockNs,
   K_EXIT,
   K_LOAD_ERROR,
-  K_PREEMPT,
   K_READY,
   K_SYSCALL,
   K_TRAP,
-  K_VMFAULT,
   KIND,
   PREEMPT,
   R_CONTINUE,
@@ -66,71 +62,22 @@ import {
   type PlatformOptions,
   startThreadWorker,
 } from "./programs.js";
+import {
+  DEVICE_POLL_MS,
+  HALT_POLL_MS,
+  HOST_CPUS,
+  IDLE_POLL_MS,
+  PUMP_SLICE_MS,
+  pollBell,
+} from "./pump-polling.js";
+import { requestEntry } from "./request-entry.js";
 import type { PeriodicTimer, PeriodicTimerOptions } from "./timer-device.js";
-import { TRAP_NAMES } from "./traps.js";
 
 export { type InterruptSource, type PDProgram, type PlatformOptions, raiseFromSource } from "./programs.js";
 export type { PeriodicTimer, PeriodicTimerOptions, RegisterPage } from "./timer-device.js";
 
-/**
- * After a trap or exit entry: the fault was not taken (the budget check rewound the entry, so the
- * thread is still runnable, Restart or already reactivated as Running) rather than delivered
- * (blocked on its fault handler) or stopped (Inactive, no handler).
- */
-function rewound(t: TCB): boolean {
-  return t.state === ThreadState.Running || t.state === ThreadState.Restart;
-}
-
 /** The host nice value of the kernel's thread (the main thread), when the host allows it. */
 const MAIN_NICE = -5;
-
-/** How long the pump keeps the main thread before letting the event loop run (ms). */
-const PUMP_SLICE_MS = 4;
-
-/**
- * How long before an idle core's timer deadline the pump stops sleeping and polls instead (ms).
- * A futex wait with a timeout wakes 60-100 µs late on Linux (timer slack and wake-up), and a
- * thread released late loses that much of its period: a 2 ms budget every 10 ms became 19.5%
- * instead of 20%. Polling the last stretch costs the main thread 0.2 ms per release.
- */
-const IDLE_POLL_MS = 0.2;
-
-/**
- * How long the pump keeps polling the doorbell after it last served a request, before it sleeps
- * in a futex wait (ms): the halt-polling of KVM (halt_poll_ns) for the kernel's own thread. A
- * futex wake of a thread whose host CPU has gone idle costs 25-60 µs on this kind of VM (the
- * C futex ping-pong's slow mode), and every call through the kernel is two such wakes of the
- * main thread; requests that come in quick succession (IPC, interrupts) find it awake instead.
- * It polls only while a host CPU is left over for it (see pump), so it never takes a core from
- * a running PD.
- */
-const HALT_POLL_MS = 0.5;
-
-/**
- * How long before a timer device's expiry the pump stops sleeping and polls instead (ms): a
- * futex wait with a timeout wakes tens of µs late. Shorter than IDLE_POLL_MS because a device
- * may tick every millisecond: bench:rt (1 ms ticks, --realtime, 10,000 ticks) measured p99 100 µs
- * from the tick to its handler with 0.05 ms here, and 2.2 ms with 0.2 ms, which kept the
- * kernel's SCHED_FIFO thread spinning a fifth of the time.
- */
-const DEVICE_POLL_MS = 0.05;
-
-/** Host CPUs this process may use. */
-const HOST_CPUS = availableParallelism();
-
-/**
- * Spin until the doorbell moves from `seen` or performance.now() reaches `until` (ms). The clock
- * is read once every 256 looks at the bell: in Node 20 each performance.now() allocates (it goes
- * through process.hrtime), and a loop that read it every time made the kernel's thread allocate
- * about 50 MB/s while it polled, so that a scavenge (0.3-1.5 ms, in the event loop between pump
- * slices) held up an interrupt every 100 ms or so.
- */
-function pollBell(bell: Int32Array, seen: number, until: number): void {
-  for (;;) {
-    for (let i = 0; i < 256; i++) if (Atomics.load(bell, 0) !== seen) return;
-    if (performance.now() >= until) return;
-  }
-}
 
 /** Fake code addresses for program entry points, as in the Machine (see machine.ts). */
 const ENTRY_BASE = 2 ** 41;
@@ -280,12 +227,7 @@ export class WasmPlatform {
   /** Take the interrupts raised while a native thread's code was running. */
   private raiseDeferred(): void {
     for (let line = this.deferredLines.shift(); line !== undefined; line = this.deferredLines.shift()) {
-      this.inEntry = true;
-      try {
-        interruptEntry(this.k, 0, this.now(), line);
-      } finally {
-        this.inEntry = false;
-      }
+      this.inKernel(() => interruptEntry(this.k, 0, this.now(), line));
     }
   }
 
@@ -347,13 +289,18 @@ export class WasmPlatform {
   }
 
   private enter(fn: () => void): void {
+    this.inKernel(fn);
+    this.afterEntry();
+  }
+
+  /** Run a kernel entry: interrupts raised meanwhile (raise) are marked pending, not entered. */
+  private inKernel(fn: () => void): void {
     this.inEntry = true;
     try {
       fn();
     } finally {
       this.inEntry = false;
     }
-    this.afterEntry();
   }
 
   /** After any kernel entry: deliver IPIs and make every core run the kernel's current thread. */
@@ -433,24 +380,14 @@ export class WasmPlatform {
       this.raiseDeferred();
       if (r.done === true) {
         this.natives.delete(t);
-        this.inEntry = true;
-        try {
-          userExceptionEntry(this.k, c, this.now(), EXIT_FAULT_NUMBER, 0);
-        } finally {
-          this.inEntry = false;
-        }
+        this.inKernel(() => userExceptionEntry(this.k, c, this.now(), EXIT_FAULT_NUMBER, 0));
         return true;
       }
       if (r.value.kind !== "syscall") throw new Error("a native thread can only make syscalls");
     }
     nat.issued = true;
     nat.pcBefore = t.getReg(REG_PC);
-    this.inEntry = true;
-    try {
-      syscallEntry(this.k, c, this.now(), t.regs[2 * REG_SYSCALL]! | 0);
-    } finally {
-      this.inEntry = false;
-    }
+    this.inKernel(() => syscallEntry(this.k, c, this.now(), t.regs[2 * REG_SYSCALL]! | 0));
     return true;
   }
 
@@ -655,81 +592,7 @@ export class WasmPlatform {
 
   /** Enter the kernel for the thread's pending request (it is the current thread of th.core). */
   private handleRequest(th: PDThread): void {
-    const k = this.k;
-    const t = th.tcb;
-    const c = th.core;
-    const kind = th.ch.ctl[KIND]!;
-    const now = this.now();
-    const node = k.nodes[c]!;
-    const wasm = th.program.worker === undefined || th.program.worker.fuelChecks === true;
-    if (wasm && kind !== K_PREEMPT && now >= node.timerDeadline) {
-      // The core's timer deadline passed before the Wasm thread reached this request (a syscall
-      // between two preemption checks): on hardware the timer interrupt comes first, at its
-      // deadline (see K_PREEMPT below). The request waits until the thread runs again, as one
-      // that met a preemption does.
-      this.inEntry = true;
-      try {
-        interruptEntry(k, c, Math.max(node.curTime, node.timerDeadline), k.config.timerIrq);
-      } finally {
-        this.inEntry = false;
-      }
-      if (node.curThread !== t) {
-        th.phase = "pending";
-        return;
-      }
-    }
-    th.phase = "waiting";
-    th.lastKind = kind;
-    th.pcBefore = t.getReg(REG_PC);
-    this.inEntry = true;
-    try {
-      switch (kind) {
-        case K_SYSCALL:
-          this.opts.onSyscall?.(th.program.name, th.ch.ctl[ARG]!, clockNs(), th.ch.resumedAt[0]!);
-          t.regs.set(th.ch.regs, 2 * REG_X0);
-          if (t.ipcBuffer !== null) t.ipcBuffer.set(th.ch.ipc);
-          syscallEntry(k, c, now, th.ch.ctl[ARG]!);
-          break;
-        case K_PREEMPT: {
-          // A Wasm thread stops at its first preemption check past the core's timer deadline,
-          // one check (20,000 loop iterations, tens of µs) after it at most, so the timer
-          // interrupt is taken at the deadline, as hardware takes it, and not at `now`: that
-          // would charge the thread the hand-off to the main thread and any host scheduling
-          // delay as an overrun of its budget. seL4 avoids overruns (it even programs the timer
-          // early by its precision) because refill_budget_check turns one into a refill of its
-          // own: with Microkit's two refills the sporadic server then splits the budget into
-          // pieces a period apart, and every later overrun pushes the second piece back
-          // (schedule_used on a full queue). That held a spinner with 2 ms every 10 ms to 12-14%
-          // of its core. The time from the deadline to now goes to whichever thread runs next on
-          // the core, as the latency of any dispatch does. Other threads (a VM's vcpu) may run
-          // well past the deadline before they look, so they are charged until now.
-          const at = wasm ? Math.max(node.curTime, node.timerDeadline) : now;
-          if (now >= node.timerDeadline) interruptEntry(k, c, at, k.config.timerIrq);
-          else ipiEntry(k, c, now);
-          break;
-        }
-        case K_TRAP: {
-          const n = th.ch.ctl[ARG]!;
-          userExceptionEntry(k, c, now, n, 0);
-          if (!rewound(t))
-            this.opts.onEvent?.(th.program.name, `trapped: ${TRAP_NAMES[n] ?? "trap"} (user exception ${n})`);
-          break;
-        }
-        case K_EXIT:
-          userExceptionEntry(k, c, now, EXIT_FAULT_NUMBER, 0);
-          break;
-        case K_VMFAULT:
-          // A data abort on a write: ARM's FSR with WnR (bit 6) set (seL4_VMFault_FSR).
-          vmFaultEntry(k, c, now, th.ch.ctl[ARG]! >>> 0, 0x40, false);
-          break;
-      }
-      // The budget check rewound the trap, exit or VM fault (seL4 re-executes the faulting instruction):
-      // it stays pending and is raised again when the thread next runs, instead of the thread
-      // being restarted at its entry with the fault lost.
-      if ((kind === K_TRAP || kind === K_EXIT || kind === K_VMFAULT) && rewound(t)) th.phase = "pending";
-    } finally {
-      this.inEntry = false;
-    }
+    this.inKernel(() => requestEntry(this.k, th, this.now(), this.opts));
   }
 
   private armTimer(c: number): void {
