@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { hostNice, hostRealtime } from "../../src/platform/host-priority.js";
+import { hostNice, hostRealtime, LOW_PRIORITY_SLICE_NS } from "../../src/platform/host-priority.js";
 import { bootSystem } from "../../src/system/boot.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -35,6 +35,36 @@ test("the seL4 priority maps to a host priority: FIFO from 128 up, nice values b
   assert.equal(hostNice(200), 0);
   assert.equal(hostNice(0), 19);
   assert.ok(hostRealtime(254) > hostRealtime(200));
+});
+
+/** A thread's scheduler slice (ns) as /proc/<pid>/task/<tid>/sched shows it (se.slice), or NaN. */
+function hostSlice(tid: number): number {
+  const m = /^se\.slice\s*:\s*(\d+)/m.exec(readFileSync(`/proc/${process.pid}/task/${tid}/sched`, "utf8"));
+  return m === null ? Number.NaN : Number(m[1]);
+}
+
+test("time-shared: a low-priority PD's host thread gets a short slice and its nice value", async () => {
+  execFileSync("sh", [join(ROOT, "scripts/build-examples.sh")], { stdio: ["ignore", "inherit", "inherit"] });
+  const sys = await bootSystem(join(ROOT, "examples/bench/rt.system"), { cores: 2 });
+  try {
+    const rows = sys.status();
+    const spinner = rows.find((r) => r.name === "spin1");
+    const handler = rows.find((r) => r.name === "handler");
+    assert.ok(
+      spinner !== undefined && spinner.hostThread > 0 && handler !== undefined && handler.hostThread > 0,
+    );
+    // A priority-1 PD: nice 19 and the short slice, so that the kernel's and the handler's
+    // threads can preempt it as soon as they wake (LOW_PRIORITY_SLICE_NS).
+    assert.equal(hostSched(spinner.hostThread).nice, hostNice(1));
+    const before = hostSlice(process.pid);
+    if (Number.isFinite(before)) {
+      assert.equal(hostSlice(spinner.hostThread), LOW_PRIORITY_SLICE_NS);
+      // A priority-254 PD keeps the host's default slice (the main thread's).
+      assert.equal(hostSlice(handler.hostThread), before);
+    }
+  } finally {
+    await sys.stop();
+  }
 });
 
 test("realtime mode: kernel and high-priority PD under SCHED_FIFO, spinners time-shared", async () => {
