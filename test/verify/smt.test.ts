@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Worker } from "node:worker_threads";
 import { resolveAddressBits } from "../../src/kernel/core/cspace.js";
 import {
   msgInfoCapsUnwrapped,
@@ -33,6 +34,15 @@ import {
   mRightsNew,
   mSetMsgInfo,
 } from "../../src/verify/smt-model.js";
+
+/**
+ * z3 runs as WebAssembly in this process, with threads of its own. In one clean-clone run a query
+ * that takes 6 s ran on for minutes at 100% of the main thread: neither z3's own timeout nor the
+ * test's fired, and the test runner waited for this file for ever. A watchdog thread (unref'd:
+ * it does not keep the process alive) kills the process if the file is still running long after
+ * the test's timeout, so that the run fails instead of hanging.
+ */
+new Worker(`setTimeout(() => process.kill(${process.pid}, "SIGKILL"), 240_000);`, { eval: true }).unref();
 
 let seed = 0x2545f491;
 function rnd32(): number {
