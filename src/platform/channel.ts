@@ -212,6 +212,19 @@ export interface SharedMapping {
 }
 
 /**
+ * Take a shared region's lock (SharedMapping.lock, an Int32 at 0): PD workers publish and read
+ * their copies under it (pd-worker.ts), and devices write their register pages under it
+ * (timer-device.ts), so that a reader sees all of one writer's changes or none of them.
+ */
+export function lockRegion(l: Int32Array): void {
+  while (Atomics.compareExchange(l, 0, 0, 1) !== 0) Atomics.wait(l, 0, 1);
+}
+export function unlockRegion(l: Int32Array): void {
+  Atomics.store(l, 0, 0);
+  Atomics.notify(l, 0, 1);
+}
+
+/**
  * A variable of the PD's program to patch before it starts (Microkit's setvar, libmicrokit's
  * name and channel masks): the module exports a global whose value is the variable's address
  * in linear memory; `bytes` are written there. A missing optional symbol is skipped.

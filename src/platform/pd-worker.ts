@@ -20,10 +20,12 @@ import {
   K_READY,
   K_SYSCALL,
   K_TRAP,
+  lockRegion,
   R_RESTART,
   R_START,
   REG_WORDS,
   ThreadSide,
+  unlockRegion,
   type WorkerInit,
 } from "./channel.js";
 import {
@@ -77,14 +79,6 @@ const sharedViews = init.maps.map((m) => {
     seenWords: new Uint32Array(seen.buffer, 0, m.size >>> 2),
   };
 });
-
-function lockRegion(l: Int32Array): void {
-  while (Atomics.compareExchange(l, 0, 0, 1) !== 0) Atomics.wait(l, 0, 1);
-}
-function unlockRegion(l: Int32Array): void {
-  Atomics.store(l, 0, 0);
-  Atomics.notify(l, 0, 1);
-}
 
 function flushShared(): void {
   if (memory === null) return;

@@ -19,7 +19,7 @@
  * A PD maps the region (read-only is enough) and reads it after each notification: the
  * expiries since its last read are its ticks, however many interrupts they took.
  */
-import type { SharedMapping } from "./channel.js";
+import { lockRegion, type SharedMapping, unlockRegion } from "./channel.js";
 
 /** A memory region used as a device's register page: its backing and its lock (SharedMapping). */
 export type RegisterPage = Pick<SharedMapping, "backing" | "lock">;
@@ -86,11 +86,10 @@ export class TimerDevice implements PeriodicTimer {
   private write(offset: number, value: number): void {
     const words = this.words!;
     const lock = this.lock!;
-    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1);
+    lockRegion(lock);
     words[offset / 4] = value >>> 0;
     words[offset / 4 + 1] = Math.floor(value / 2 ** 32);
-    Atomics.store(lock, 0, 0);
-    Atomics.notify(lock, 0, 1);
+    unlockRegion(lock);
   }
 
   /** The host clock time of the next expiry (Infinity once stopped). */
