@@ -432,12 +432,22 @@ export function commitTime(k: Kernel): void {
 }
 
 /** A round-robin SC has two refills: the head is what is left, the tail what was used. */
+function roundRobinTail(sc: SchedContext): number {
+  const t = sc.refillHead + 1;
+  return t >= sc.maxRefills ? 0 : t;
+}
 function roundRobinUse(sc: SchedContext, consumed: number): void {
   const h = 2 * sc.refillHead;
-  let t = sc.refillHead + 1;
-  if (t >= sc.maxRefills) t = 0;
+  const t = 2 * roundRobinTail(sc);
   sc.refills[h + 1] = sc.refills[h + 1]! - consumed;
-  sc.refills[2 * t + 1] = sc.refills[2 * t + 1]! + consumed;
+  sc.refills[t + 1] = sc.refills[t + 1]! + consumed;
+}
+/** The end of a round-robin timeslice: the used tail goes back into the head (chargeBudget). */
+function roundRobinRecharge(sc: SchedContext): void {
+  const h = 2 * sc.refillHead;
+  const t = 2 * roundRobinTail(sc);
+  sc.refills[h + 1] = sc.refills[h + 1]! + sc.refills[t + 1]!;
+  sc.refills[t + 1] = 0;
 }
 
 /**
@@ -454,10 +464,7 @@ function foldTicklessBudgets(node: CoreState): void {
   const consumed = node.consumed;
   if (consumed < head) return;
   const rest = (consumed - head) % sc.budget;
-  let t = sc.refillHead + 1;
-  if (t >= sc.maxRefills) t = 0;
-  sc.refills[2 * sc.refillHead + 1] = sc.budget;
-  sc.refills[2 * t + 1] = 0;
+  roundRobinRecharge(sc);
   sc.consumed += consumed - rest;
   node.consumed = rest;
 }
@@ -488,16 +495,8 @@ export function chargeBudget(k: Kernel, consumed: number, canTimeoutFault: boole
   const node = k.node;
   const sc = node.curSC;
   if (sc !== node.idleThread.sc) {
-    if (isRoundRobin(sc)) {
-      // Recharge: the used tail goes back into the head.
-      const h = 2 * sc.refillHead;
-      let t = sc.refillHead + 1;
-      if (t >= sc.maxRefills) t = 0;
-      sc.refills[h + 1] = sc.refills[h + 1]! + sc.refills[2 * t + 1]!;
-      sc.refills[2 * t + 1] = 0;
-    } else {
-      refillBudgetCheck(k, consumed);
-    }
+    if (isRoundRobin(sc)) roundRobinRecharge(sc);
+    else refillBudgetCheck(k, consumed);
     sc.consumed += consumed;
   }
   node.consumed = 0;
@@ -574,9 +573,10 @@ export function awaken(k: Kernel): void {
  * domain's time slice and the next release; the platform interrupts the core then.
  *
  * capvisor leaves out the budget's end when it would change nothing, as Linux's nohz_full stops
- * the tick under a lone task: a round-robin SC (budget == period when SchedControl configures it, manual §6.1.2) gets its budget
- * back at the end of each timeslice and its thread goes to the back of its ready queue
- * (endTimeslice), so with no other thread ready at its priority the same thread runs on. seL4
+ * the tick under a lone task: a round-robin SC (budget == period when SchedControl configures
+ * it, manual §6.1.2) gets its budget back at the end of each timeslice and its thread goes to
+ * the back of its ready queue (endTimeslice), so with no other thread ready at its priority the
+ * same thread runs on. seL4
  * takes that timer interrupt in about a microsecond; here it would stop the thread's worker and
  * wake two host threads every budget (1 ms by default in Microkit), for nothing. The end comes
  * back as soon as it would matter: schedule() and the fastpath reprogram when another thread
